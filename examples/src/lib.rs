@@ -1,0 +1,1 @@
+//! Examples live next to this crate: see `quickstart.rs`.

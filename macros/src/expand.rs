@@ -1,0 +1,233 @@
+//! Code generation for `#[observe]` on a function.
+//!
+//! The generated code only names the runtime through `<crate>::__private`, keeps the user's tokens (and so
+//! their spans, for type errors) intact, and uses hygienic (`mixed_site`) names for its own locals so that
+//! they can neither clash with nor be seen by the user's code.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
+
+use crate::args::Args;
+use crate::asyncness::{self, Shape};
+
+/// The names the generated code gives its locals.
+pub(crate) struct Names {
+    pub(crate) scope: Ident,
+    pub(crate) ret: Ident,
+    pub(crate) future: Ident,
+}
+
+impl Names {
+    fn new() -> Names {
+        let hygienic = |name: &str| Ident::new(name, Span::mixed_site());
+        Names {
+            scope: hygienic("observe_scope"),
+            ret: hygienic("observe_ret"),
+            future: hygienic("observe_future"),
+        }
+    }
+}
+
+/// Checks the function against the arguments; every problem is returned.
+pub(crate) fn validate(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
+    let mut errors = Vec::new();
+    if let Some(constness) = &item.sig.constness {
+        errors.push(syn::Error::new(
+            constness.span(),
+            "#[observe] cannot be used on a `const fn`: observing reads the clock, which a const context cannot do",
+        ));
+    }
+    if let Some(variadic) = &item.sig.variadic {
+        errors.push(syn::Error::new(
+            variadic.span(),
+            "#[observe] cannot be used on a variadic function",
+        ));
+    }
+    for field in &args.fields {
+        if !has_argument(item, field) {
+            errors.push(syn::Error::new(
+                field.span(),
+                format!(
+                    "`{field}` is not an argument of `{}`; fields(..) lists argument names to record",
+                    item.sig.ident
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+fn has_argument(item: &ItemFn, name: &Ident) -> bool {
+    item.sig.inputs.iter().any(|arg| match arg {
+        FnArg::Receiver(_) => name == "self",
+        FnArg::Typed(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident == *name),
+    })
+}
+
+/// Generates the observed function.
+pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
+    let names = Names::new();
+    let krate = args.krate();
+    let private = quote!(#krate::__private);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = item;
+
+    let site = site_static(args, &sig.ident, &private);
+    let scope = &names.scope;
+    let record_fields = record_fields(args, &names, &private);
+    let classify = classify_closure(&names, &private);
+
+    let body = match asyncness::shape(&sig, &block) {
+        Shape::AsyncFn => {
+            let fake_return = asyncness::typed_fake_return(&sig.output);
+            let stmts = &block.stmts;
+            quote! {
+                let #scope = #private::Scope::new(&__OBSERVE_SITE);
+                #record_fields
+                #private::ScopeFuture::new(
+                    #scope,
+                    async move {
+                        #fake_return
+                        #(#stmts)*
+                    },
+                    #classify,
+                )
+                .await
+            }
+        }
+        Shape::ReturnsFuture => {
+            let future = &names.future;
+            quote! {
+                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
+                #record_fields
+                let #future = #scope.in_scope(move || #block);
+                #private::ScopeFuture::new(#scope, #future, #classify)
+            }
+        }
+        Shape::AsyncTrait { prefix, future } => {
+            quote! {
+                #(#prefix)*
+                ::std::boxed::Box::pin(#private::ScopeFuture::new(
+                    #private::Scope::new(&__OBSERVE_SITE),
+                    #future,
+                    #classify,
+                ))
+            }
+        }
+        Shape::Sync if matches!(&sig.output, ReturnType::Type(_, ty) if is_never(ty)) => {
+            // Never returns normally: a panic still ends the scope (inside `in_scope`); `exit` ends the process.
+            quote! {
+                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
+                #record_fields
+                #scope.in_scope(move || -> ! #block)
+            }
+        }
+        Shape::Sync => {
+            let ret = &names.ret;
+            let closure_output = closure_output(&sig.output);
+            let outcome = outcome_of(&names, &private);
+            quote! {
+                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
+                #record_fields
+                let #ret = #scope.in_scope(move || #closure_output #block);
+                #scope.finish(#outcome);
+                #ret
+            }
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #site
+            #body
+        }
+    }
+}
+
+/// The static site of the function: kind, name, span level, fields and source location.
+fn site_static(args: &Args, ident: &Ident, private: &TokenStream) -> TokenStream {
+    let kind = format_ident!("{}", args.kind().variant());
+    let level = format_ident!("{}", args.level());
+    let span_name = ident.to_string();
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #span_name)),
+    };
+    let fields = args.fields.iter().map(|f| f.to_string());
+    // `line!()` spanned at the function's name reports the line of the `fn`, not of the attribute.
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    quote! {
+        static __OBSERVE_SITE: #private::Site = #private::Site::new(
+            &__OBSERVE_SITE,
+            #private::Kind::#kind,
+            #name,
+            #span_name,
+            #private::Level::#level,
+            &[#(#fields),*],
+            ::core::module_path!(),
+            ::core::file!(),
+            #line,
+        );
+    }
+}
+
+/// Records `fields(..)` on the scope's span, formatting them only when the span is enabled.
+fn record_fields(args: &Args, names: &Names, private: &TokenStream) -> TokenStream {
+    if args.fields.is_empty() {
+        return TokenStream::new();
+    }
+    let scope = &names.scope;
+    let records = args.fields.iter().map(|field| {
+        let name = field.to_string();
+        // Spanned at the user's field name: a missing `Debug` impl points there.
+        quote_spanned!(field.span()=> #scope.record_field(#name, &#private::debug(&#field));)
+    });
+    quote! {
+        if #scope.span_enabled() {
+            #(#records)*
+        }
+    }
+}
+
+/// `Err(..)` is an error, anything else is ok: resolved at compile time from the concrete return type.
+fn outcome_of(names: &Names, private: &TokenStream) -> TokenStream {
+    let ret = &names.ret;
+    quote! {
+        {
+            use #private::{AnyOutcome as _, ResultOutcome as _};
+            (&#private::Probe(&#ret)).__observe_outcome()
+        }
+    }
+}
+
+fn classify_closure(names: &Names, private: &TokenStream) -> TokenStream {
+    let ret = &names.ret;
+    quote! {
+        |#ret| {
+            use #private::{AnyOutcome as _, ResultOutcome as _};
+            (&#private::Probe(#ret)).__observe_outcome()
+        }
+    }
+}
+
+/// The closure around a sync body returns the function's type, so `?` and type errors behave as in the
+/// original function. `impl Trait` cannot be written there: those closures are left to inference.
+fn closure_output(output: &ReturnType) -> TokenStream {
+    match output {
+        ReturnType::Type(arrow, ty) if !asyncness::contains_impl_trait(ty) && !is_never(ty) => {
+            quote!(#arrow #ty)
+        }
+        _ => TokenStream::new(),
+    }
+}
+
+fn is_never(ty: &Type) -> bool {
+    matches!(ty, Type::Never(_))
+}

@@ -1,0 +1,417 @@
+//! Metric emission: the packet sink under cadence, names and tags, and the flush of every site's aggregates.
+//!
+//! Nothing here runs on the scope enter/exit path: scopes only bump atomic buckets in their site, and the
+//! flusher (a background thread, or [`flush`](crate::flush)) turns them into StatsD lines.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+#[cfg(unix)]
+use std::os::unix::net::UnixDatagram;
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cadence::prelude::*;
+use cadence::{MetricSink, StatsdClient};
+
+use crate::site::{sites, Outcome, Site};
+
+/// The largest UDP payload we send: fits a 1500-byte Ethernet MTU with IP and UDP headers, as DogStatsD advises.
+pub(crate) const UDP_PACKET_BYTES: usize = 1432;
+/// The largest datagram we send on a Unix socket (the Datadog agent's default buffer).
+pub(crate) const UNIX_PACKET_BYTES: usize = 8192;
+
+/// Which dialect the metrics server speaks.
+///
+/// ```
+/// let config = observe::Config::default().flavor(observe::Flavor::Statsd);
+/// # drop(config);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// DogStatsD (the Datadog agent, and servers that accept its extensions, such as `statsd_exporter`):
+    /// distributions (`|d`) and tags (`|#kind:handler,...`). The default.
+    DogStatsd,
+    /// Plain StatsD (Etsy statsd, Graphite-style servers): timers (`|ms`), no tags; the tags become part of the
+    /// metric name instead (`observe.scope.duration.handler.shop.get_order.ok`).
+    Statsd,
+}
+
+impl Flavor {
+    pub(crate) fn parse(text: &str) -> Option<Flavor> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "dogstatsd" | "datadog" => Some(Flavor::DogStatsd),
+            "statsd" => Some(Flavor::Statsd),
+            _ => None,
+        }
+    }
+}
+
+/// Where metrics go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// `host:port`, resolved when the emitter starts and again at each flush until it resolves.
+    Udp(String),
+    /// A Unix datagram socket, such as the Datadog agent's `/var/run/datadog/dsd.socket`.
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
+
+/// Counters of what the metric pipeline did, for health checks and tests.
+///
+/// ```
+/// let d = observe::diagnostics();
+/// assert!(d.metrics_sent >= d.packets_sent || d.packets_sent == 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Diagnostics {
+    /// StatsD lines handed to the socket successfully.
+    pub metrics_sent: u64,
+    /// StatsD lines lost: the server was unreachable, its address did not resolve, or the socket buffer was
+    /// full (sends never block).
+    pub metrics_dropped: u64,
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Flushes run (background and explicit).
+    pub flushes: u64,
+}
+
+pub(crate) struct Counters {
+    sent: AtomicU64,
+    dropped: AtomicU64,
+    packets: AtomicU64,
+    flushes: AtomicU64,
+}
+
+pub(crate) static COUNTERS: Counters = Counters {
+    sent: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
+    packets: AtomicU64::new(0),
+    flushes: AtomicU64::new(0),
+};
+
+/// What the metric pipeline has sent and dropped since the process started.
+///
+/// ```
+/// let before = observe::diagnostics();
+/// observe::flush();
+/// assert!(observe::diagnostics().metrics_dropped >= before.metrics_dropped);
+/// ```
+pub fn diagnostics() -> Diagnostics {
+    Diagnostics {
+        metrics_sent: COUNTERS.sent.load(Ordering::Relaxed),
+        metrics_dropped: COUNTERS.dropped.load(Ordering::Relaxed),
+        packets_sent: COUNTERS.packets.load(Ordering::Relaxed),
+        flushes: COUNTERS.flushes.load(Ordering::Relaxed),
+    }
+}
+
+enum Transport {
+    Udp {
+        socket: UdpSocket,
+        host: String,
+        addr: Option<SocketAddr>,
+    },
+    #[cfg(unix)]
+    Unix { socket: UnixDatagram, path: PathBuf },
+}
+
+impl Transport {
+    fn open(destination: &Destination) -> io::Result<Transport> {
+        match destination {
+            Destination::Udp(host) => {
+                let addr = resolve(host);
+                let bind: SocketAddr = match addr {
+                    Some(SocketAddr::V6(_)) => "[::]:0".parse().expect("valid literal"),
+                    _ => "0.0.0.0:0".parse().expect("valid literal"),
+                };
+                let socket = UdpSocket::bind(bind)?;
+                socket.set_nonblocking(true)?;
+                Ok(Transport::Udp {
+                    socket,
+                    host: host.clone(),
+                    addr,
+                })
+            }
+            #[cfg(unix)]
+            Destination::Unix(path) => {
+                let socket = UnixDatagram::unbound()?;
+                socket.set_nonblocking(true)?;
+                Ok(Transport::Unix {
+                    socket,
+                    path: path.clone(),
+                })
+            }
+        }
+    }
+
+    fn max_packet(&self) -> usize {
+        match self {
+            Transport::Udp { .. } => UDP_PACKET_BYTES,
+            #[cfg(unix)]
+            Transport::Unix { .. } => UNIX_PACKET_BYTES,
+        }
+    }
+
+    fn send(&mut self, packet: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Udp { socket, host, addr } => {
+                if addr.is_none() {
+                    *addr = resolve(host);
+                }
+                match addr {
+                    Some(addr) => socket.send_to(packet, *addr),
+                    None => Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("StatsD address {host:?} does not resolve"),
+                    )),
+                }
+            }
+            #[cfg(unix)]
+            Transport::Unix { socket, path } => socket.send_to(packet, &*path),
+        }
+    }
+}
+
+fn resolve(host: &str) -> Option<SocketAddr> {
+    host.to_socket_addrs().ok()?.next()
+}
+
+struct PacketBuffer {
+    transport: Transport,
+    buffer: Vec<u8>,
+    lines: u64,
+}
+
+impl PacketBuffer {
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut self.lines);
+        let result = self.transport.send(&self.buffer);
+        self.buffer.clear();
+        match result {
+            Ok(_) => {
+                COUNTERS.sent.fetch_add(lines, Ordering::Relaxed);
+                COUNTERS.packets.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(err) => {
+                COUNTERS.dropped.fetch_add(lines, Ordering::Relaxed);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A cadence sink that packs lines into datagrams of at most the transport's packet size and counts every line
+/// it could not deliver. Sends never block: a full socket buffer drops the packet (and counts it).
+#[derive(Clone)]
+pub(crate) struct PacketSink {
+    inner: Arc<Mutex<PacketBuffer>>,
+}
+
+impl PacketSink {
+    pub(crate) fn open(destination: &Destination) -> io::Result<PacketSink> {
+        let transport = Transport::open(destination)?;
+        let capacity = transport.max_packet();
+        Ok(PacketSink {
+            inner: Arc::new(Mutex::new(PacketBuffer {
+                transport,
+                buffer: Vec::with_capacity(capacity),
+                lines: 0,
+            })),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacketBuffer> {
+        // A panic while holding the lock cannot leave the buffer inconsistent: keep using it.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MetricSink for PacketSink {
+    fn emit(&self, metric: &str) -> io::Result<usize> {
+        let mut state = self.lock();
+        let max = state.transport.max_packet();
+        let needed = metric.len() + usize::from(!state.buffer.is_empty());
+        let mut result = Ok(());
+        if state.buffer.len() + needed > max {
+            result = state.send_buffer();
+        }
+        if !state.buffer.is_empty() {
+            state.buffer.push(b'\n');
+        }
+        state.buffer.extend_from_slice(metric.as_bytes());
+        state.lines += 1;
+        result.map(|()| metric.len())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.lock().send_buffer()
+    }
+}
+
+/// Replaces what DogStatsD cannot carry inside a name or tag value (`:` `|` `,` `#`, `@`, whitespace, control
+/// characters) with `_`. Rust paths keep their meaning: `shop::orders::get` becomes `shop.orders.get`.
+pub(crate) fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            out.push('.');
+            continue;
+        }
+        let ok = c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+        out.push(if ok { c } else { '_' });
+    }
+    out
+}
+
+/// Turns site aggregates into StatsD lines through a cadence client.
+pub(crate) struct Emitter {
+    client: StatsdClient,
+    sink: PacketSink,
+    flavor: Flavor,
+    prefix: String,
+}
+
+impl Emitter {
+    pub(crate) fn new(
+        destination: &Destination,
+        prefix: &str,
+        flavor: Flavor,
+        tags: &[(String, String)],
+    ) -> io::Result<Emitter> {
+        let sink = PacketSink::open(destination)?;
+        let prefix = sanitize(prefix);
+        let mut builder = StatsdClient::builder(&prefix, sink.clone())
+            .with_error_handler(|_| {
+                // Send failures are counted by the sink, line by line; nothing else can fail here.
+            });
+        if flavor == Flavor::DogStatsd {
+            for (key, value) in tags {
+                builder = builder.with_tag(sanitize(key), sanitize(value));
+            }
+        }
+        Ok(Emitter {
+            client: builder.build(),
+            sink,
+            flavor,
+            prefix,
+        })
+    }
+
+    /// Sends everything every site gathered since the last flush, then pushes out the last packet.
+    pub(crate) fn flush(&mut self) {
+        for site in sites() {
+            self.flush_site(site);
+        }
+        let _ = self.client.flush();
+        COUNTERS.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn flush_site(&self, site: &'static Site) {
+        let mut scope = None;
+        for outcome in Outcome::ALL {
+            let Some(stats) = site.stats_if_any(outcome) else {
+                continue;
+            };
+            let scope = scope.get_or_insert_with(|| sanitize(site.name()));
+            let tags = Tags {
+                kind: site.kind().as_str(),
+                scope,
+                outcome: outcome.as_str(),
+            };
+            let mut calls = 0;
+            stats.duration.drain(|nanos, count| {
+                calls += count;
+                self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
+            });
+            if calls > 0 {
+                self.count(&tags, "scope.calls", calls);
+            }
+        }
+    }
+
+    fn distribution(&self, tags: &Tags<'_>, name: &str, value: f64, count: u64) {
+        let rate = 1.0 / count as f64;
+        match self.flavor {
+            Flavor::DogStatsd => {
+                let mut metric = self
+                    .client
+                    .distribution_with_tags(name, value)
+                    .with_tag("kind", tags.kind)
+                    .with_tag("scope", tags.scope)
+                    .with_tag("outcome", tags.outcome);
+                if count > 1 {
+                    metric = metric.with_sampling_rate(rate);
+                }
+                metric.send();
+            }
+            Flavor::Statsd => {
+                // cadence's timers take whole milliseconds; sub-millisecond scopes need the fraction, so the
+                // line is written here and handed to the same sink.
+                let mut line = format!("{}:{}|ms", tags.statsd_name(&self.prefix, name), value);
+                if count > 1 {
+                    line.push_str(&format!("|@{rate}"));
+                }
+                let _ = self.sink.emit(&line);
+            }
+        }
+    }
+
+    fn count(&self, tags: &Tags<'_>, name: &str, value: u64) {
+        match self.flavor {
+            Flavor::DogStatsd => self
+                .client
+                .count_with_tags(name, value)
+                .with_tag("kind", tags.kind)
+                .with_tag("scope", tags.scope)
+                .with_tag("outcome", tags.outcome)
+                .send(),
+            Flavor::Statsd => {
+                let line = format!("{}:{}|c", tags.statsd_name(&self.prefix, name), value);
+                let _ = self.sink.emit(&line);
+            }
+        }
+    }
+}
+
+struct Tags<'a> {
+    kind: &'a str,
+    scope: &'a str,
+    outcome: &'a str,
+}
+
+impl Tags<'_> {
+    /// Plain StatsD has no tags: `prefix.scope.duration.<kind>.<scope>.<outcome>`.
+    fn statsd_name(&self, prefix: &str, name: &str) -> String {
+        let dot = if prefix.is_empty() { "" } else { "." };
+        format!("{prefix}{dot}{name}.{}.{}.{}", self.kind, self.scope, self.outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_follows_dogstatsd_rules() {
+        assert_eq!(sanitize("shop::orders::get_order"), "shop.orders.get_order");
+        assert_eq!(sanitize("a:b|c,d#e@f g\nh"), "a_b_c_d_e_f_g_h");
+        assert_eq!(sanitize("prod-eu/1.2.3"), "prod-eu/1.2.3");
+        assert_eq!(sanitize("café"), "caf_");
+    }
+
+    #[test]
+    fn flavor_parse() {
+        assert_eq!(Flavor::parse("DogStatsD"), Some(Flavor::DogStatsd));
+        assert_eq!(Flavor::parse("statsd"), Some(Flavor::Statsd));
+        assert_eq!(Flavor::parse("graphite"), None);
+    }
+}

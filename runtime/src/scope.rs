@@ -1,0 +1,269 @@
+//! Scopes: one execution of an observed function, its place in the current-scope chain, and how it ends.
+//!
+//! The hot path (enter, exit) reads the clock twice, touches one thread-local and bumps one atomic bucket: no
+//! allocation, no lock, no syscall, no formatting. The trace ID is generated only when something asks for it
+//! (a log event, [`current_trace_id`]).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use tracing::Span;
+
+use crate::site::{Outcome, Site};
+use crate::trace_id::TraceId;
+
+/// One entry of the current-scope chain. Lives inside a [`Scope`]; linked to the frame below it only while it
+/// is entered (during one `in_scope` call on one thread).
+pub(crate) struct Frame {
+    pub(crate) site: Option<&'static Site>,
+    pub(crate) trace_id: Cell<Option<TraceId>>,
+    parent: Cell<*const Frame>,
+}
+
+// SAFETY: `parent` is non-null only while the frame is entered, which starts and ends within one `in_scope`
+// call on one thread; between entries it is null and never read. The other fields are plain data.
+unsafe impl Send for Frame {}
+
+thread_local! {
+    static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
+}
+
+fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
+}
+
+/// One execution of an observed function. Created by the code `#[observe]` generates; records its outcome and
+/// duration into its site when it ends, on every path: return, `?`, panic, or a future dropped early.
+#[doc(hidden)]
+pub struct Scope {
+    frame: Frame,
+    start: u64,
+    span: Span,
+    finished: bool,
+}
+
+impl Scope {
+    /// Starts an execution of `site`: starts the clock and opens the site's tracing span if a subscriber
+    /// wants it. The scope is not entered yet: see [`Scope::in_scope`].
+    #[inline]
+    pub fn new(site: &'static Site) -> Scope {
+        site.ensure_registered();
+        let span = if site.span_enabled() {
+            Self::open_span(site)
+        } else {
+            Span::none()
+        };
+        Scope {
+            frame: Frame {
+                site: Some(site),
+                trace_id: Cell::new(None),
+                parent: Cell::new(ptr::null()),
+            },
+            start: clock().raw(),
+            span,
+            finished: false,
+        }
+    }
+
+    #[cold]
+    fn open_span(site: &'static Site) -> Span {
+        let meta = site.span_metadata();
+        Span::new(meta, &meta.fields().value_set(&[]))
+    }
+
+    /// Whether the scope's tracing span is recording (so that `fields(..)` are worth formatting).
+    #[inline]
+    pub fn span_enabled(&self) -> bool {
+        !self.span.is_disabled()
+    }
+
+    /// Records one of the `fields(..)` named in the attribute on the scope's span.
+    pub fn record_field(&self, name: &str, value: &dyn tracing::Value) {
+        self.span.record(name, value);
+    }
+
+    /// Runs `f` with this scope as the current scope (and its span entered), then leaves it.
+    /// If `f` panics, the scope ends with outcome `panic` and the panic goes on.
+    #[inline]
+    pub fn in_scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let frame: *const Frame = &self.frame;
+        let parent = CURRENT.get();
+        self.frame.parent.set(parent);
+        if self.frame.trace_id.get().is_none() && !parent.is_null() {
+            // SAFETY: `parent` is the frame entered below us on this thread; it stays alive and entered until
+            // we leave (frames are entered and left in strict LIFO order by `in_scope`).
+            let inherited = unsafe { (*parent).trace_id.get() };
+            self.frame.trace_id.set(inherited);
+        }
+        CURRENT.set(frame);
+        let leave = Leave {
+            scope: self,
+            was_panicking: std::thread::panicking(),
+        };
+        let _entered = leave.scope.span.enter();
+        f()
+    }
+
+    /// Ends the execution with `outcome` (used by generated code once the function has returned).
+    #[inline]
+    pub fn finish(mut self, outcome: Outcome) {
+        self.end(outcome);
+    }
+
+    #[inline]
+    fn end(&mut self, outcome: Outcome) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let nanos = clock().delta_as_nanos(self.start, clock().raw());
+        if let Some(site) = self.frame.site {
+            site.record(outcome, nanos);
+            let deferred = crate::config::DEFERRED_SHUTDOWN.load(Ordering::Relaxed);
+            if !deferred.is_null() && ptr::eq(deferred, site) && CURRENT.get().is_null() {
+                crate::config::shut_down();
+            }
+        }
+    }
+}
+
+/// Leaves the scope when `in_scope` returns or unwinds.
+struct Leave<'a> {
+    scope: &'a mut Scope,
+    was_panicking: bool,
+}
+
+impl Drop for Leave<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT.set(self.scope.frame.parent.get());
+        self.scope.frame.parent.set(ptr::null());
+        if !self.was_panicking && std::thread::panicking() {
+            self.scope.end(Outcome::Panic);
+        }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if !self.finished {
+            let outcome = if std::thread::panicking() {
+                Outcome::Panic
+            } else {
+                Outcome::Cancelled
+            };
+            self.end(outcome);
+        }
+    }
+}
+
+/// A future run as one scope: entered on every poll, ended when it completes (outcome from its output),
+/// panics (`panic`) or is dropped before completing (`cancelled`).
+#[doc(hidden)]
+pub struct ScopeFuture<F: Future> {
+    scope: Scope,
+    classify: fn(&F::Output) -> Outcome,
+    future: F,
+}
+
+impl<F: Future> ScopeFuture<F> {
+    /// Wraps `future`; `classify` tells the outcome from its output.
+    #[inline]
+    pub fn new(scope: Scope, future: F, classify: fn(&F::Output) -> Outcome) -> Self {
+        ScopeFuture {
+            scope,
+            classify,
+            future,
+        }
+    }
+}
+
+impl<F: Future> Future for ScopeFuture<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of `self`; `scope` and `classify` are
+        // not pinned and only used through `&mut`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let poll = this.scope.in_scope(|| future.poll(cx));
+        if let Poll::Ready(output) = &poll {
+            let outcome = (this.classify)(output);
+            this.scope.end(outcome);
+        }
+        poll
+    }
+}
+
+/// The trace ID of the current scope, if code is running inside one.
+///
+/// Generated on first use: a scope that nobody asks for its ID never pays for one. A nested scope shares the
+/// ID of the scope it runs in.
+///
+/// ```
+/// #[observe::observe(handler)]
+/// fn handler() -> observe::TraceId {
+///     observe::current_trace_id().expect("inside a scope")
+/// }
+///
+/// assert!(observe::current_trace_id().is_none());
+/// let id = handler();
+/// assert_eq!(id.to_string().len(), 32);
+/// ```
+pub fn current_trace_id() -> Option<TraceId> {
+    let top = CURRENT.get();
+    if top.is_null() {
+        return None;
+    }
+    // SAFETY: every pointer in the chain is a frame entered on this thread, alive until it is left, and frames
+    // are left in LIFO order, after any code that runs on top of them.
+    unsafe {
+        let mut found = None;
+        let mut cursor = top;
+        while let Some(frame) = cursor.as_ref() {
+            if let Some(id) = frame.trace_id.get() {
+                found = Some(id);
+                break;
+            }
+            cursor = frame.parent.get();
+        }
+        let id = found.unwrap_or_else(TraceId::generate);
+        let mut cursor = top;
+        while let Some(frame) = cursor.as_ref() {
+            if frame.trace_id.get().is_some() {
+                break;
+            }
+            frame.trace_id.set(Some(id));
+            cursor = frame.parent.get();
+        }
+        Some(id)
+    }
+}
+
+/// The site of the innermost current scope, if any.
+pub(crate) fn current_site() -> Option<&'static Site> {
+    let top = CURRENT.get();
+    // SAFETY: as in `current_trace_id`.
+    unsafe { top.as_ref().and_then(|frame| frame.site) }
+}
+
+/// The site of the outermost scope entered on this thread, if any.
+pub(crate) fn outermost_site() -> Option<&'static Site> {
+    let mut cursor = CURRENT.get();
+    let mut site = None;
+    // SAFETY: as in `current_trace_id`.
+    unsafe {
+        while let Some(frame) = cursor.as_ref() {
+            site = frame.site.or(site);
+            cursor = frame.parent.get();
+        }
+    }
+    site
+}

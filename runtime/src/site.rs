@@ -1,0 +1,378 @@
+//! Scope sites: one static per observed function, registered on its first call.
+
+use std::fmt;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+use tracing_core::callsite::{Callsite, Identifier};
+use tracing_core::field::FieldSet;
+use tracing_core::metadata::Kind as MetaKind;
+use tracing_core::{Interest, Level, Metadata};
+
+use crate::histogram::Histogram;
+
+/// What an observed function is: the `kind` tag of its metrics.
+///
+/// ```
+/// assert_eq!(observe::Kind::Handler.as_str(), "handler");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `#[observe]` with no kind: a plain function.
+    Function,
+    /// `#[observe(handler)]`: a web or RPC handler.
+    Handler,
+    /// `#[observe(task)]`: a background task or job.
+    Task,
+    /// `#[observe(command)]`: a CLI command or `main`.
+    Command,
+}
+
+impl Kind {
+    /// The tag value: `function`, `handler`, `task` or `command`.
+    ///
+    /// ```
+    /// assert_eq!(observe::Kind::Command.as_str(), "command");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Function => "function",
+            Kind::Handler => "handler",
+            Kind::Task => "task",
+            Kind::Command => "command",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one execution of a scope ended: the `outcome` tag of its metrics.
+///
+/// ```
+/// assert_eq!(observe::Outcome::Cancelled.as_str(), "cancelled");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Returned normally (anything but an `Err`).
+    Ok,
+    /// Returned `Err(..)` from a `Result` (including `anyhow::Result`, `io::Result` and aliases).
+    Error,
+    /// Panicked; the panic went on after the scope recorded it.
+    Panic,
+    /// A future dropped before it completed (a timeout, a `select!` that took another branch, a client that
+    /// went away).
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome, in tag order.
+    ///
+    /// ```
+    /// assert_eq!(observe::Outcome::ALL.len(), 4);
+    /// ```
+    pub const ALL: [Outcome; 4] = [Outcome::Ok, Outcome::Error, Outcome::Panic, Outcome::Cancelled];
+
+    /// The tag value: `ok`, `error`, `panic` or `cancelled`.
+    ///
+    /// ```
+    /// assert_eq!(observe::Outcome::Error.as_str(), "error");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Panic => "panic",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one (site, outcome) pair has gathered since the last flush.
+pub(crate) struct OutcomeStats {
+    /// Durations in nanoseconds; its total count is the number of calls.
+    pub(crate) duration: Histogram,
+}
+
+impl OutcomeStats {
+    fn new() -> OutcomeStats {
+        OutcomeStats {
+            duration: Histogram::new(),
+        }
+    }
+}
+
+const UNREGISTERED: u8 = 0;
+const REGISTERING: u8 = 1;
+const REGISTERED: u8 = 2;
+
+const INTEREST_UNKNOWN: u8 = 0;
+const INTEREST_NEVER: u8 = 1;
+const INTEREST_SOMETIMES: u8 = 2;
+const INTEREST_ALWAYS: u8 = 3;
+
+/// The static description of one observed function: its kind, name and source location, and the metrics its
+/// executions have gathered since the last flush.
+///
+/// `#[observe]` puts one in a `static` inside every function it annotates. The list of sites that have run at
+/// least once is [`sites()`](crate::sites).
+///
+/// ```
+/// #[observe::observe(task)]
+/// fn send_reminders() {}
+///
+/// send_reminders();
+/// let site = observe::sites().find(|s| s.name().ends_with("send_reminders")).unwrap();
+/// assert_eq!(site.kind(), observe::Kind::Task);
+/// ```
+pub struct Site {
+    kind: Kind,
+    name: &'static str,
+    meta: Metadata<'static>,
+    state: AtomicU8,
+    interest: AtomicU8,
+    next: AtomicPtr<Site>,
+    stats: [OnceLock<Box<OutcomeStats>>; 4],
+    /// Executions recorded since the process started, all outcomes (for `observe::diagnostics` and tests).
+    total: AtomicU64,
+}
+
+impl Site {
+    /// Used by `#[observe]`; not public API.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        this: &'static Site,
+        kind: Kind,
+        name: &'static str,
+        span_name: &'static str,
+        level: Level,
+        fields: &'static [&'static str],
+        module_path: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Site {
+        Site {
+            kind,
+            name,
+            meta: Metadata::new(
+                span_name,
+                module_path,
+                level,
+                Some(file),
+                Some(line),
+                Some(module_path),
+                FieldSet::new(fields, Identifier(this)),
+                MetaKind::SPAN,
+            ),
+            state: AtomicU8::new(UNREGISTERED),
+            interest: AtomicU8::new(INTEREST_UNKNOWN),
+            next: AtomicPtr::new(ptr::null_mut()),
+            stats: [const { OnceLock::new() }; 4],
+            total: AtomicU64::new(0),
+        }
+    }
+
+    /// The scope's kind.
+    ///
+    /// ```
+    /// #[observe::observe(handler)]
+    /// fn get_order() {}
+    /// get_order();
+    /// assert!(observe::sites().any(|s| s.kind() == observe::Kind::Handler));
+    /// ```
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The scope's name: the `scope` tag of its metrics. By default the function's path
+    /// (`module_path!()` and the function name, like `shop::orders::get_order`).
+    ///
+    /// ```
+    /// #[observe::observe(name = "orders.get")]
+    /// fn get_order() {}
+    /// get_order();
+    /// assert!(observe::sites().any(|s| s.name() == "orders.get"));
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The module the function is defined in.
+    ///
+    /// ```
+    /// # #[observe::observe] fn f() {}
+    /// # f();
+    /// for site in observe::sites() {
+    ///     println!("{} in {}", site.name(), site.module_path());
+    /// }
+    /// ```
+    pub fn module_path(&self) -> &'static str {
+        self.meta.module_path().unwrap_or_default()
+    }
+
+    /// The source file of the function.
+    ///
+    /// ```
+    /// # #[observe::observe] fn f() {}
+    /// # f();
+    /// assert!(observe::sites().all(|s| s.file().ends_with(".rs")));
+    /// ```
+    pub fn file(&self) -> &'static str {
+        self.meta.file().unwrap_or_default()
+    }
+
+    /// The line of the function in its source file.
+    ///
+    /// ```
+    /// # #[observe::observe] fn f() {}
+    /// # f();
+    /// assert!(observe::sites().all(|s| s.line() > 0));
+    /// ```
+    pub fn line(&self) -> u32 {
+        self.meta.line().unwrap_or_default()
+    }
+
+    /// How many executions of this scope have ended since the process started.
+    ///
+    /// ```
+    /// #[observe::observe]
+    /// fn counted() {}
+    /// counted();
+    /// counted();
+    /// let site = observe::sites().find(|s| s.name().ends_with("::counted")).unwrap();
+    /// assert_eq!(site.executions(), 2);
+    /// ```
+    pub fn executions(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Registers the site on its first call: into the list behind [`sites()`](crate::sites), and as a tracing
+    /// callsite so that subscribers can enable or disable its span.
+    #[inline]
+    pub(crate) fn ensure_registered(&'static self) {
+        if self.state.load(Ordering::Acquire) != REGISTERED {
+            self.register();
+        }
+    }
+
+    #[cold]
+    fn register(&'static self) {
+        if self
+            .state
+            .compare_exchange(UNREGISTERED, REGISTERING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another thread is registering it; recording into the site before that finishes is fine.
+            return;
+        }
+        let me = self as *const Site as *mut Site;
+        let mut head = SITES.load(Ordering::Acquire);
+        loop {
+            self.next.store(head, Ordering::Relaxed);
+            match SITES.compare_exchange_weak(head, me, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => head = actual,
+            }
+        }
+        tracing_core::callsite::register(self);
+        self.state.store(REGISTERED, Ordering::Release);
+    }
+
+    /// Whether the current subscriber wants this site's span (the same check `tracing::span!` makes).
+    #[inline]
+    pub(crate) fn span_enabled(&'static self) -> bool {
+        if *self.meta.level() > tracing_core::LevelFilter::current() {
+            return false;
+        }
+        match self.interest.load(Ordering::Relaxed) {
+            INTEREST_NEVER => false,
+            INTEREST_ALWAYS => true,
+            _ => tracing_core::dispatcher::get_default(|d| d.enabled(&self.meta)),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn stats(&self, outcome: Outcome) -> &OutcomeStats {
+        self.stats[outcome.index()].get_or_init(|| Box::new(OutcomeStats::new()))
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, outcome: Outcome, nanos: u64) {
+        self.stats(outcome).duration.record(nanos);
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The stats gathered for `outcome`, if any execution ever ended with it.
+    pub(crate) fn stats_if_any(&self, outcome: Outcome) -> Option<&OutcomeStats> {
+        self.stats[outcome.index()].get().map(|b| &**b)
+    }
+
+    pub(crate) fn span_metadata(&'static self) -> &'static Metadata<'static> {
+        &self.meta
+    }
+}
+
+impl Callsite for Site {
+    fn set_interest(&self, interest: Interest) {
+        let value = if interest.is_never() {
+            INTEREST_NEVER
+        } else if interest.is_always() {
+            INTEREST_ALWAYS
+        } else {
+            INTEREST_SOMETIMES
+        };
+        self.interest.store(value, Ordering::Relaxed);
+    }
+
+    fn metadata(&self) -> &Metadata<'_> {
+        &self.meta
+    }
+}
+
+impl fmt::Debug for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("file", &self.file())
+            .field("line", &self.line())
+            .finish()
+    }
+}
+
+static SITES: AtomicPtr<Site> = AtomicPtr::new(ptr::null_mut());
+
+/// Every observed function that has run at least once in this process, most recently registered first.
+///
+/// ```
+/// #[observe::observe(handler)]
+/// fn list_orders() {}
+///
+/// list_orders();
+/// let names: Vec<&str> = observe::sites().map(|s| s.name()).collect();
+/// assert!(names.iter().any(|n| n.ends_with("list_orders")));
+/// ```
+pub fn sites() -> impl Iterator<Item = &'static Site> {
+    let mut next = SITES.load(Ordering::Acquire);
+    std::iter::from_fn(move || {
+        // SAFETY: the list only ever holds pointers to `static` sites, pushed with Release and never removed.
+        let site: &'static Site = unsafe { next.as_ref()? };
+        next = site.next.load(Ordering::Acquire);
+        Some(site)
+    })
+}

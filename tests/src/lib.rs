@@ -1,0 +1,155 @@
+//! Shared helpers for observe's integration tests: a StatsD receiver on a real UDP socket and a log capture.
+
+use std::io;
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A StatsD server stand-in: a UDP socket on loopback that collects every line it receives.
+pub struct StatsdReceiver {
+    socket: UdpSocket,
+}
+
+impl StatsdReceiver {
+    /// Binds `127.0.0.1:0`.
+    pub fn bind() -> io::Result<StatsdReceiver> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        Ok(StatsdReceiver { socket })
+    }
+
+    /// The `host:port` to configure observe with.
+    pub fn addr(&self) -> String {
+        self.socket.local_addr().expect("bound socket").to_string()
+    }
+
+    /// Every datagram received until none arrives for 50 ms (or 5 s pass), as raw packets.
+    pub fn packets(&self) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut packets = Vec::new();
+        let mut buffer = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            match self.socket.recv(&mut buffer) {
+                Ok(n) => packets.push(buffer[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+        packets
+    }
+
+    /// Every line received (see [`StatsdReceiver::packets`]), parsed.
+    pub fn lines(&self) -> Vec<Line> {
+        self.packets()
+            .iter()
+            .flat_map(|p| {
+                String::from_utf8(p.clone())
+                    .expect("metric packets are UTF-8")
+                    .lines()
+                    .map(|l| Line::parse(l).unwrap_or_else(|| panic!("malformed StatsD line {l:?}")))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// One StatsD / DogStatsD line: `name:value|type|@rate|#tag:value,...`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub name: String,
+    pub value: f64,
+    pub kind: String,
+    pub rate: f64,
+    pub tags: Vec<(String, String)>,
+    pub raw: String,
+}
+
+impl Line {
+    /// Parses one line; `None` if it is not valid StatsD.
+    pub fn parse(raw: &str) -> Option<Line> {
+        let (name, rest) = raw.split_once(':')?;
+        let mut parts = rest.split('|');
+        let value = parts.next()?.parse().ok()?;
+        let kind = parts.next()?.to_owned();
+        let mut rate = 1.0;
+        let mut tags = Vec::new();
+        for part in parts {
+            if let Some(r) = part.strip_prefix('@') {
+                rate = r.parse().ok()?;
+            } else if let Some(t) = part.strip_prefix('#') {
+                for tag in t.split(',') {
+                    let (k, v) = tag.split_once(':')?;
+                    tags.push((k.to_owned(), v.to_owned()));
+                }
+            } else {
+                return None;
+            }
+        }
+        Some(Line {
+            name: name.to_owned(),
+            value,
+            kind,
+            rate,
+            tags,
+            raw: raw.to_owned(),
+        })
+    }
+
+    /// The value of tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many samples the line stands for (`1 / rate`).
+    pub fn weight(&self) -> f64 {
+        1.0 / self.rate
+    }
+}
+
+/// Sum of the `calls` counts for one scope and outcome.
+pub fn calls(lines: &[Line], scope: &str, outcome: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.name.ends_with(".scope.calls") && l.tag("scope") == Some(scope) && l.tag("outcome") == Some(outcome))
+        .map(|l| l.value as u64)
+        .sum()
+}
+
+/// A `MakeWriter` that keeps every log line in memory.
+#[derive(Clone, Default)]
+pub struct Capture {
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Capture {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.buffer.lock().unwrap().clone()).expect("log lines are UTF-8")
+    }
+
+    /// The lines written so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.text().lines().map(str::to_owned).collect()
+    }
+}
+
+impl io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
