@@ -31,7 +31,7 @@ const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// | [`tag`](Config::tag) | `DD_SERVICE`, `DD_ENV`, `DD_VERSION` become `service`, `env`, `version` | none |
 /// | [`flush_interval`](Config::flush_interval) | | 5 s |
 /// | [`log_format`](Config::log_format) | `OBSERVE_LOG` = `pretty` \| `json` | `pretty` |
-/// | log filter | `RUST_LOG` | `info` |
+/// | [`log_filter`](Config::log_filter) | `RUST_LOG` | `info` |
 /// | [`log_writer`](Config::log_writer) | | standard output |
 /// | [`install_subscriber`](Config::install_subscriber) | | `true` |
 ///
@@ -51,6 +51,7 @@ pub struct Config {
     flush_interval: Duration,
     log_format: Result<LogFormat, InitError>,
     log_writer: Option<BoxMakeWriter>,
+    log_filter: Option<String>,
     install_subscriber: bool,
 }
 
@@ -104,6 +105,7 @@ impl Default for Config {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             log_format,
             log_writer: None,
+            log_filter: None,
             install_subscriber: true,
         }
     }
@@ -236,6 +238,18 @@ impl Config {
         self
     }
 
+    /// The log filter, in `RUST_LOG` syntax (`info,sqlx=warn`); overrides `RUST_LOG`. Default: `RUST_LOG`,
+    /// else `info`. Directives that do not parse are skipped.
+    ///
+    /// ```
+    /// let config = observe::Config::default().log_filter("info,hyper=warn");
+    /// # drop(config);
+    /// ```
+    pub fn log_filter(mut self, directives: impl Into<String>) -> Config {
+        self.log_filter = Some(directives.into());
+        self
+    }
+
     /// Whether [`init`](Config::init) installs the global tracing subscriber (with the `RUST_LOG` filter and
     /// observe's log format) and forwards `log` records. Turn it off when you build your own subscriber with
     /// [`layer()`](crate::layer); metrics work either way.
@@ -269,9 +283,11 @@ impl Config {
         let emitter = Emitter::new(&destination, &self.prefix, flavor, &self.tags)
             .map_err(|e| InitError::io("opening the StatsD socket", e))?;
         if self.install_subscriber {
-            let filter = EnvFilter::builder()
-                .with_default_directive(LevelFilter::INFO.into())
-                .from_env_lossy();
+            let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
+            let filter = match &self.log_filter {
+                Some(directives) => builder.parse_lossy(directives),
+                None => builder.from_env_lossy(),
+            };
             let (writer, ansi) = match self.log_writer {
                 Some(writer) => (writer, false),
                 None => (BoxMakeWriter::new(std::io::stdout), stdout_is_colour_terminal()),
@@ -313,6 +329,7 @@ impl fmt::Debug for Config {
             .field("tags", &self.tags)
             .field("flush_interval", &self.flush_interval)
             .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
             .field("install_subscriber", &self.install_subscriber)
             .finish_non_exhaustive()
     }

@@ -1,0 +1,89 @@
+//! Every log line written inside a scope carries that scope's trace ID, on a multi-threaded runtime with many
+//! concurrent scopes, across `.await`s, in nested scopes, and for `log` records too. Lines outside any scope
+//! have none. The lines are captured from the real subscriber `observe::init` installs.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use observe::observe;
+use observe_tests::{Capture, StatsdReceiver};
+
+#[observe(handler)]
+async fn handle(request: u64) -> Result<(), String> {
+    let expected = observe::current_trace_id().expect("inside a scope");
+    tracing::info!(request, %expected, "start");
+    tokio::time::sleep(Duration::from_millis(request % 3)).await;
+    lookup(request).await;
+    log::info!("from the log crate request={request} expected={expected}");
+    tokio::task::yield_now().await;
+    tracing::warn!(request, %expected, "end");
+    Ok(())
+}
+
+#[observe]
+async fn lookup(request: u64) {
+    let expected = observe::current_trace_id().expect("inside a scope");
+    tokio::task::yield_now().await;
+    tracing::info!(request, %expected, nested = true, "child scope");
+}
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+}
+
+#[test]
+fn every_line_in_a_scope_has_its_trace_id() {
+    let capture = Capture::default();
+    let receiver = StatsdReceiver::bind().unwrap();
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_format(observe::LogFormat::Pretty)
+        .log_writer(capture.clone())
+        .log_filter("info")
+        .init()
+        .unwrap();
+
+    tracing::info!(outside = true, "before any scope");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let handles: Vec<_> = (0..300).map(|r| tokio::spawn(handle(r))).collect();
+        for handle in handles {
+            handle.await.unwrap().unwrap();
+        }
+    });
+    tracing::info!(outside = true, "after every scope");
+    drop(guard);
+
+    let lines = capture.lines();
+    let mut ids_by_request: HashMap<u64, HashSet<String>> = HashMap::new();
+    let mut lines_by_request: HashMap<u64, usize> = HashMap::new();
+    for line in &lines {
+        if line.contains("outside=true") {
+            assert!(!line.contains("trace_id="), "a line outside any scope has a trace ID: {line}");
+            continue;
+        }
+        let trace_id = field(line, "trace_id").unwrap_or_else(|| panic!("no trace_id in {line}"));
+        assert_eq!(trace_id.len(), 32);
+        assert!(trace_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let expected = field(line, "expected").unwrap_or_else(|| panic!("no expected in {line}"));
+        assert_eq!(trace_id, expected, "wrong trace ID on {line}");
+        let request: u64 = field(line, "request").unwrap().parse().unwrap();
+        ids_by_request.entry(request).or_default().insert(trace_id.to_owned());
+        *lines_by_request.entry(request).or_default() += 1;
+    }
+    assert_eq!(ids_by_request.len(), 300);
+    for (request, ids) in &ids_by_request {
+        assert_eq!(ids.len(), 1, "request {request} has several trace IDs: {ids:?}");
+        assert_eq!(lines_by_request[request], 4, "request {request}: start, child, log crate, end");
+    }
+    let distinct: HashSet<&String> = ids_by_request.values().flatten().collect();
+    assert_eq!(distinct.len(), 300, "concurrent requests share no trace ID");
+    assert!(lines.iter().any(|l| l.contains(" WARN trace_id=")), "level then trace ID");
+    assert!(lines.iter().any(|l| l.contains("from the log crate")), "log records are forwarded");
+    assert_eq!(lines.iter().filter(|l| l.contains("outside=true")).count(), 2);
+}
