@@ -43,19 +43,16 @@ fn send_reminders(count: usize) {
     log::info!("sending {count} reminders");
 }
 
+/// The command: everything it does, and the requests it serves, run inside its scope.
 #[observe(command)]
-fn main() -> anyhow::Result<()> {
-    // A local UDP socket stands in for the StatsD / DogStatsD agent, so the example shows what it would receive.
-    let receiver = UdpSocket::bind("127.0.0.1:0")?;
-    receiver.set_read_timeout(Some(Duration::from_millis(500)))?;
-    let guard = observe::Config::default()
-        .statsd_addr(receiver.local_addr()?.to_string())
-        .init()?;
+fn run(statsd_addr: String) -> anyhow::Result<()> {
+    let _guard = observe::Config::default().statsd_addr(statsd_addr).init()?;
     tracing::info!("the command's own lines carry its trace ID");
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let requests = (1..=8).map(|id| tokio::spawn(get_order(id)));
+        // Spawned tasks are their own roots: each request gets its own trace ID.
+        let requests: Vec<_> = (1..=8).map(|id| tokio::spawn(get_order(id))).collect();
         for request in requests {
             match request.await? {
                 Ok(order) => tracing::info!(%order, "served"),
@@ -65,17 +62,86 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     send_reminders(3);
-    tracing::info!("outside any scope a line has no trace ID:");
-    std::thread::spawn(|| tracing::info!("(this one, from a plain thread)")).join().ok();
+    std::thread::spawn(|| tracing::info!("a plain thread is outside any scope: no trace ID"))
+        .join()
+        .ok();
+    Ok(())
+    // `_guard` drops here: observe sends the rest, and the command's own metrics once its scope ends.
+}
 
-    observe::flush();
-    drop(guard);
-    println!("\nmetrics received on {}:", receiver.local_addr()?);
+fn main() -> anyhow::Result<()> {
+    // A local UDP socket stands in for the StatsD / DogStatsD agent, so the example shows what it would receive.
+    let agent = UdpSocket::bind("127.0.0.1:0")?;
+    agent.set_read_timeout(Some(Duration::from_millis(300)))?;
+    run(agent.local_addr()?.to_string())?;
+
+    let mut lines = Vec::new();
     let mut buffer = [0u8; 65536];
-    while let Ok(n) = receiver.recv(&mut buffer) {
-        for line in String::from_utf8_lossy(&buffer[..n]).lines() {
-            println!("  {line}");
-        }
+    while let Ok(n) = agent.recv(&mut buffer) {
+        lines.extend(String::from_utf8_lossy(&buffer[..n]).lines().map(str::to_owned));
+    }
+    println!("\n{} metric lines received by the local agent, for example:", lines.len());
+    for line in lines.iter().filter(|l| l.contains("get_order")).take(3) {
+        println!("  {line}");
+    }
+    println!("\n{:<32} {:>9} {:>6} {:>10} {:>10}", "scope", "outcome", "calls", "mean ms", "max ms");
+    for row in summarize(&lines) {
+        println!(
+            "{:<32} {:>9} {:>6} {:>10.3} {:>10.3}",
+            row.scope, row.outcome, row.calls, row.mean_ms, row.max_ms
+        );
     }
     Ok(())
+}
+
+struct Row {
+    scope: String,
+    outcome: String,
+    calls: u64,
+    mean_ms: f64,
+    max_ms: f64,
+}
+
+/// Folds DogStatsD lines (`name:value|type|@rate|#tags`) into one row per scope and outcome.
+fn summarize(lines: &[String]) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut weights: Vec<f64> = Vec::new();
+    for line in lines {
+        let Some((name, rest)) = line.split_once(':') else { continue };
+        let mut parts = rest.split('|');
+        let value: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let (mut rate, mut scope, mut outcome) = (1.0, String::new(), String::new());
+        for part in parts {
+            if let Some(r) = part.strip_prefix('@') {
+                rate = r.parse().unwrap_or(1.0);
+            } else if let Some(tags) = part.strip_prefix('#') {
+                for tag in tags.split(',') {
+                    match tag.split_once(':') {
+                        Some(("scope", v)) => scope = v.to_owned(),
+                        Some(("outcome", v)) => outcome = v.to_owned(),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let index = match rows.iter().position(|r| r.scope == scope && r.outcome == outcome) {
+            Some(i) => i,
+            None => {
+                rows.push(Row { scope, outcome, calls: 0, mean_ms: 0.0, max_ms: 0.0 });
+                weights.push(0.0);
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[index];
+        if name.ends_with(".scope.calls") {
+            row.calls += value as u64;
+        } else if name.ends_with(".scope.duration") {
+            let weight = 1.0 / rate;
+            row.mean_ms = (row.mean_ms * weights[index] + value * weight) / (weights[index] + weight);
+            weights[index] += weight;
+            row.max_ms = row.max_ms.max(value);
+        }
+    }
+    rows.sort_by(|a, b| (&a.scope, &a.outcome).cmp(&(&b.scope, &b.outcome)));
+    rows
 }
