@@ -30,6 +30,8 @@ const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// | [`prefix`](Config::prefix) | `OBSERVE_METRIC_PREFIX` | `observe` |
 /// | [`tag`](Config::tag) | `DD_SERVICE`, `DD_ENV`, `DD_VERSION` become `service`, `env`, `version` | none |
 /// | [`flush_interval`](Config::flush_interval) | | 5 s |
+/// | [`max_queries`](Config::max_queries) | | no budget |
+/// | [`n_plus_one_threshold`](Config::n_plus_one_threshold) | | 5 |
 /// | [`log_format`](Config::log_format) | `OBSERVE_LOG` = `pretty` \| `json` | `pretty` |
 /// | [`log_filter`](Config::log_filter) | `RUST_LOG` | `info` |
 /// | [`log_writer`](Config::log_writer) | | standard output |
@@ -53,6 +55,8 @@ pub struct Config {
     log_writer: Option<BoxMakeWriter>,
     log_filter: Option<String>,
     install_subscriber: bool,
+    max_queries: Option<u32>,
+    n_plus_one_threshold: Option<u32>,
 }
 
 impl Default for Config {
@@ -107,6 +111,8 @@ impl Default for Config {
             log_writer: None,
             log_filter: None,
             install_subscriber: true,
+            max_queries: None,
+            n_plus_one_threshold: None,
         }
     }
 }
@@ -213,6 +219,32 @@ impl Config {
         self
     }
 
+    /// The query budget of every scope without its own `max_queries`: an execution that runs more queries
+    /// logs a warning and counts in `observe.scope.over_budget` (and fails the test under
+    /// [`testing::set_strict_budgets`](crate::testing::set_strict_budgets)). Default: no budget. Takes effect
+    /// at [`init`](Config::init).
+    ///
+    /// ```
+    /// let config = observe::Config::default().max_queries(50);
+    /// # drop(config);
+    /// ```
+    pub fn max_queries(mut self, max: u32) -> Config {
+        self.max_queries = Some(max);
+        self
+    }
+
+    /// How many times one statement fingerprint may run in one execution before it is reported as an N+1
+    /// pattern (a warning, and `observe.scope.n_plus_one`). Default 5. Takes effect at [`init`](Config::init).
+    ///
+    /// ```
+    /// let config = observe::Config::default().n_plus_one_threshold(10);
+    /// # drop(config);
+    /// ```
+    pub fn n_plus_one_threshold(mut self, repeats: u32) -> Config {
+        self.n_plus_one_threshold = Some(repeats);
+        self
+    }
+
     /// Pretty lines or JSON objects.
     ///
     /// ```
@@ -300,6 +332,12 @@ impl Config {
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.
             let _ = tracing_log::LogTracer::init();
         }
+        if let Some(max) = self.max_queries {
+            crate::query::DEFAULT_MAX_QUERIES.store(max, Ordering::Relaxed);
+        }
+        if let Some(threshold) = self.n_plus_one_threshold {
+            crate::query::N_PLUS_ONE_THRESHOLD.store(threshold, Ordering::Relaxed);
+        }
         *slot = Some(emitter);
         drop(slot);
         let (stop, stopped) = mpsc::channel::<()>();
@@ -331,6 +369,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .field("install_subscriber", &self.install_subscriber)
+            .field("max_queries", &self.max_queries)
+            .field("n_plus_one_threshold", &self.n_plus_one_threshold)
             .finish_non_exhaustive()
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct Histogram {
 }
 
 impl Histogram {
-    pub(crate) fn new() -> Histogram {
+    pub(crate) const fn new() -> Histogram {
         Histogram {
             buckets: [const { AtomicU64::new(0) }; BUCKETS],
         }

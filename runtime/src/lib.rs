@@ -42,12 +42,22 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod config;
+mod fingerprint;
 mod histogram;
 mod logs;
 mod metrics;
+pub mod query;
 mod scope;
 mod site;
+pub mod testing;
 mod trace_id;
+
+#[cfg(feature = "diesel")]
+#[path = "integrations/diesel.rs"]
+pub mod diesel;
+#[cfg(feature = "rusqlite")]
+#[path = "integrations/rusqlite.rs"]
+pub mod rusqlite;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -311,6 +311,7 @@ impl Emitter {
         for site in sites() {
             self.flush_site(site);
         }
+        self.flush_unscoped();
         let _ = self.client.flush();
         COUNTERS.flushes.fetch_add(1, Ordering::Relaxed);
     }
@@ -332,10 +333,54 @@ impl Emitter {
                 calls += count;
                 self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
             });
+            stats.queries.drain(|queries, count| {
+                self.distribution(&tags, "scope.queries", queries as f64, count);
+            });
+            stats.query_time.drain(|nanos, count| {
+                self.distribution(&tags, "scope.query_time", nanos as f64 / 1e6, count);
+            });
             if calls > 0 {
                 self.count(&tags, "scope.calls", calls);
             }
+            for (name, counter) in [
+                ("scope.n_plus_one", &stats.n_plus_one),
+                ("scope.over_budget", &stats.over_budget),
+            ] {
+                let value = counter.swap(0, Ordering::Relaxed);
+                if value > 0 {
+                    self.count(&tags, name, value);
+                }
+            }
         }
+    }
+
+    /// Queries recorded outside any scope: `<prefix>.unscoped.queries` and `<prefix>.unscoped.query_time`.
+    fn flush_unscoped(&self) {
+        let new = crate::query::UNSCOPED_PENDING.swap(0, Ordering::Relaxed);
+        if new > 0 {
+            match self.flavor {
+                Flavor::DogStatsd => self.client.count_with_tags("unscoped.queries", new).send(),
+                Flavor::Statsd => {
+                    let _ = self.sink.emit(&format!("{}.unscoped.queries:{new}|c", self.prefix));
+                }
+            }
+        }
+        crate::query::UNSCOPED_TIME.drain(|nanos, count| {
+            let value = nanos as f64 / 1e6;
+            match self.flavor {
+                Flavor::DogStatsd => {
+                    let mut metric = self.client.distribution_with_tags("unscoped.query_time", value);
+                    if count > 1 {
+                        metric = metric.with_sampling_rate(1.0 / count as f64);
+                    }
+                    metric.send();
+                }
+                Flavor::Statsd => {
+                    let rate = if count > 1 { format!("|@{}", 1.0 / count as f64) } else { String::new() };
+                    let _ = self.sink.emit(&format!("{}.unscoped.query_time:{value}|ms{rate}", self.prefix));
+                }
+            }
+        });
     }
 
     fn distribution(&self, tags: &Tags<'_>, name: &str, value: f64, count: u64) {

@@ -14,15 +14,46 @@ use std::task::{Context, Poll};
 
 use tracing::Span;
 
+use crate::query::QueryState;
 use crate::site::{Outcome, Site};
+use crate::testing::CaptureLog;
 use crate::trace_id::TraceId;
 
 /// One entry of the current-scope chain. Lives inside a [`Scope`]; linked to the frame below it only while it
 /// is entered (during one `in_scope` call on one thread).
 pub(crate) struct Frame {
+    /// The observed function; `None` for a frame that only gathers (a test capture).
     pub(crate) site: Option<&'static Site>,
     pub(crate) trace_id: Cell<Option<TraceId>>,
     parent: Cell<*const Frame>,
+    /// The queries of this execution (and of the scopes nested in it).
+    pub(crate) queries: QueryState,
+    /// For a test capture frame: where to log scopes and queries. Null otherwise.
+    pub(crate) capture: *const CaptureLog,
+}
+
+impl Frame {
+    pub(crate) fn new(site: Option<&'static Site>, capture: *const CaptureLog) -> Frame {
+        Frame {
+            site,
+            trace_id: Cell::new(None),
+            parent: Cell::new(ptr::null()),
+            queries: QueryState::default(),
+            capture,
+        }
+    }
+
+    /// A capture frame has no trace ID of its own: scopes inside it are roots of their own traces.
+    fn transparent(&self) -> bool {
+        self.site.is_none() && !self.capture.is_null()
+    }
+
+    pub(crate) fn capture_query(&self, statement: &str, elapsed: std::time::Duration) {
+        // SAFETY: a capture pointer is set only by `testing`, to a log that outlives the frame.
+        if let Some(log) = unsafe { self.capture.as_ref() } {
+            log.query(statement, elapsed);
+        }
+    }
 }
 
 // SAFETY: `parent` is non-null only while the frame is entered, which starts and ends within one `in_scope`
@@ -60,11 +91,7 @@ impl Scope {
             Span::none()
         };
         Scope {
-            frame: Frame {
-                site: Some(site),
-                trace_id: Cell::new(None),
-                parent: Cell::new(ptr::null()),
-            },
+            frame: Frame::new(Some(site), ptr::null()),
             start: clock().raw(),
             span,
             finished: false,
@@ -95,7 +122,7 @@ impl Scope {
         let frame: *const Frame = &self.frame;
         let parent = CURRENT.get();
         self.frame.parent.set(parent);
-        if self.frame.trace_id.get().is_none() && !parent.is_null() {
+        if self.frame.trace_id.get().is_none() && !parent.is_null() && !self.frame.transparent() {
             // SAFETY: `parent` is the frame entered below us on this thread; it stays alive and entered until
             // we leave (frames are entered and left in strict LIFO order by `in_scope`).
             let inherited = unsafe { (*parent).trace_id.get() };
@@ -123,11 +150,63 @@ impl Scope {
         }
         self.finished = true;
         let nanos = clock().delta_as_nanos(self.start, clock().raw());
-        if let Some(site) = self.frame.site {
-            site.record(outcome, nanos);
-            let deferred = crate::config::DEFERRED_SHUTDOWN.load(Ordering::Relaxed);
-            if !deferred.is_null() && ptr::eq(deferred, site) && CURRENT.get().is_null() {
-                crate::config::shut_down();
+        let Some(site) = self.frame.site else {
+            return;
+        };
+        let queries = &self.frame.queries;
+        site.record(outcome, nanos, queries.count.get(), queries.nanos.get());
+        if queries.has_flagged() || site.max_queries().is_some_and(|max| queries.count.get() > max) {
+            self.report_queries(site, outcome);
+        }
+        if crate::testing::capturing() {
+            crate::testing::on_scope_end(&self.frame, site, outcome, nanos);
+        }
+        let deferred = crate::config::DEFERRED_SHUTDOWN.load(Ordering::Relaxed);
+        if !deferred.is_null() && ptr::eq(deferred, site) && CURRENT.get().is_null() {
+            crate::config::shut_down();
+        }
+    }
+
+    /// N+1 warnings and budget overruns: rare, so out of line. The warnings are emitted with the scope's own
+    /// frame entered, so that they carry its trace ID and scope name like any other line of the execution.
+    #[cold]
+    #[inline(never)]
+    fn report_queries(&self, site: &'static Site, outcome: Outcome) {
+        let stats = site.stats(outcome);
+        let queries = &self.frame.queries;
+        let found = queries.take_n_plus_one();
+        let count = queries.count.get();
+        let over = site.max_queries().filter(|max| count > *max);
+        run_in_frame(&self.frame, || {
+            for (hash, fingerprint, repeats) in &found {
+                tracing::warn!(
+                    target: "observe::n_plus_one",
+                    scope = site.name(),
+                    repeats,
+                    fingerprint = fingerprint.as_str(),
+                    "N+1 queries: one statement ran {repeats} times in one execution"
+                );
+                stats.n_plus_one.fetch_add(1, Ordering::Relaxed);
+                // Enclosing scopes ran the same queries: one warning is enough.
+                for_each_frame(|frame| frame.queries.mark_reported(*hash));
+            }
+            if let Some(max) = over {
+                tracing::warn!(
+                    target: "observe::budget",
+                    scope = site.name(),
+                    queries = count,
+                    max_queries = max,
+                    "query budget exceeded: {count} queries, budget {max}"
+                );
+                stats.over_budget.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if let Some(max) = over {
+            if crate::testing::strict_budgets() && !std::thread::panicking() {
+                panic!(
+                    "observe: `{}` ran {count} queries, over its budget of {max} (strict budgets are on)",
+                    site.name()
+                );
             }
         }
     }
@@ -226,25 +305,63 @@ pub fn current_trace_id() -> Option<TraceId> {
     // are left in LIFO order, after any code that runs on top of them.
     unsafe {
         let mut found = None;
+        let mut any = false;
         let mut cursor = top;
         while let Some(frame) = cursor.as_ref() {
-            if let Some(id) = frame.trace_id.get() {
-                found = Some(id);
-                break;
+            if !frame.transparent() {
+                any = true;
+                if let Some(id) = frame.trace_id.get() {
+                    found = Some(id);
+                    break;
+                }
             }
             cursor = frame.parent.get();
+        }
+        if !any {
+            return None;
         }
         let id = found.unwrap_or_else(TraceId::generate);
         let mut cursor = top;
         while let Some(frame) = cursor.as_ref() {
-            if frame.trace_id.get().is_some() {
-                break;
+            if !frame.transparent() {
+                if frame.trace_id.get().is_some() {
+                    break;
+                }
+                frame.trace_id.set(Some(id));
             }
-            frame.trace_id.set(Some(id));
             cursor = frame.parent.get();
         }
         Some(id)
     }
+}
+
+/// Calls `f` on every frame entered on this thread, innermost first.
+#[inline]
+pub(crate) fn for_each_frame(mut f: impl FnMut(&Frame)) {
+    let mut cursor = CURRENT.get();
+    // SAFETY: as in `current_trace_id`.
+    unsafe {
+        while let Some(frame) = cursor.as_ref() {
+            f(frame);
+            cursor = frame.parent.get();
+        }
+    }
+}
+
+/// Runs `f` inside `frame`, which must stay where it is for the call (used by `testing`).
+pub(crate) fn run_in_frame<R>(frame: &Frame, f: impl FnOnce() -> R) -> R {
+    struct Leave<'a>(&'a Frame, *const Frame);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            CURRENT.set(self.1);
+            self.0.parent.set(ptr::null());
+        }
+    }
+    let parent = CURRENT.get();
+    frame.parent.set(parent);
+    CURRENT.set(frame);
+    let _leave = Leave(frame, parent);
+    f()
 }
 
 /// The site of the innermost current scope, if any.

@@ -106,12 +106,24 @@ impl fmt::Display for Outcome {
 pub(crate) struct OutcomeStats {
     /// Durations in nanoseconds; its total count is the number of calls.
     pub(crate) duration: Histogram,
+    /// Queries per execution (zeros included).
+    pub(crate) queries: Histogram,
+    /// Query time per execution, in nanoseconds (zeros included).
+    pub(crate) query_time: Histogram,
+    /// N+1 fingerprints found.
+    pub(crate) n_plus_one: AtomicU64,
+    /// Executions over their query budget.
+    pub(crate) over_budget: AtomicU64,
 }
 
 impl OutcomeStats {
     fn new() -> OutcomeStats {
         OutcomeStats {
             duration: Histogram::new(),
+            queries: Histogram::new(),
+            query_time: Histogram::new(),
+            n_plus_one: AtomicU64::new(0),
+            over_budget: AtomicU64::new(0),
         }
     }
 }
@@ -147,6 +159,8 @@ pub struct Site {
     interest: AtomicU8,
     next: AtomicPtr<Site>,
     stats: [OnceLock<Box<OutcomeStats>>; 4],
+    /// `#[observe(max_queries = N)]`; 0 for the global default.
+    max_queries: u32,
     /// Executions recorded since the process started, all outcomes (for `observe::diagnostics` and tests).
     total: AtomicU64,
 }
@@ -183,8 +197,35 @@ impl Site {
             interest: AtomicU8::new(INTEREST_UNKNOWN),
             next: AtomicPtr::new(ptr::null_mut()),
             stats: [const { OnceLock::new() }; 4],
+            max_queries: 0,
             total: AtomicU64::new(0),
         }
+    }
+
+    /// Used by `#[observe(max_queries = N)]`; not public API.
+    #[doc(hidden)]
+    pub const fn with_max_queries(mut self, max_queries: u32) -> Site {
+        self.max_queries = max_queries;
+        self
+    }
+
+    /// The query budget of one execution: `#[observe(max_queries = N)]`, else the global default of
+    /// [`Config::max_queries`](crate::Config::max_queries); `None` when there is none.
+    ///
+    /// ```
+    /// #[observe::observe(max_queries = 3)]
+    /// fn small() {}
+    /// small();
+    /// let site = observe::sites().find(|s| s.name().ends_with("::small")).unwrap();
+    /// assert_eq!(site.max_queries(), Some(3));
+    /// ```
+    pub fn max_queries(&self) -> Option<u32> {
+        let max = if self.max_queries > 0 {
+            self.max_queries
+        } else {
+            crate::query::DEFAULT_MAX_QUERIES.load(Ordering::Relaxed)
+        };
+        (max > 0).then_some(max)
     }
 
     /// The scope's kind.
@@ -312,8 +353,11 @@ impl Site {
     }
 
     #[inline]
-    pub(crate) fn record(&self, outcome: Outcome, nanos: u64) {
-        self.stats(outcome).duration.record(nanos);
+    pub(crate) fn record(&self, outcome: Outcome, nanos: u64, queries: u32, query_nanos: u64) {
+        let stats = self.stats(outcome);
+        stats.duration.record(nanos);
+        stats.queries.record(u64::from(queries));
+        stats.query_time.record(query_nanos);
         self.total.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -1,0 +1,241 @@
+//! Database queries: recorded into the current scope (and every scope around it), reported once at the end of
+//! each execution as distributions, with N+1 detection and query budgets.
+//!
+//! Integrations call [`record`]; so can your own code for any client observe has no hook for
+//! (tokio-postgres, redis, an HTTP API you treat as a database):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! #[observe::observe(handler)]
+//! fn list_orders() {
+//!     let started = Instant::now();
+//!     // ... run the query ...
+//!     observe::query::record("SELECT * FROM orders WHERE customer_id = $1", started.elapsed());
+//!
+//!     // or let observe time it:
+//!     let rows = observe::query::time("SELECT count(*) FROM orders", || 42);
+//!     assert_eq!(rows, 42);
+//! }
+//! list_orders();
+//! ```
+//!
+//! The statement text is used only to compute a fingerprint (literals and lists normalised away); it never
+//! becomes a metric tag, and parameters are never seen.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+pub use crate::fingerprint::fingerprint;
+use crate::histogram::Histogram;
+use crate::scope::{for_each_frame, Frame};
+
+/// How many fingerprints one scope tracks; further distinct statements are counted but not fingerprinted.
+const TRACKED: usize = 8;
+
+pub(crate) static N_PLUS_ONE_THRESHOLD: AtomicU32 = AtomicU32::new(5);
+pub(crate) static DEFAULT_MAX_QUERIES: AtomicU32 = AtomicU32::new(0);
+
+pub(crate) static UNSCOPED_QUERIES: AtomicU64 = AtomicU64::new(0);
+/// Unscoped queries not yet sent.
+pub(crate) static UNSCOPED_PENDING: AtomicU64 = AtomicU64::new(0);
+pub(crate) static UNSCOPED_TIME: Histogram = Histogram::new();
+
+/// One tracked fingerprint of a scope.
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    /// 0 is an empty slot.
+    hash: u64,
+    count: u32,
+    /// A nested scope already warned about it: the enclosing scopes stay quiet.
+    reported: bool,
+}
+
+/// What one execution gathered about its queries. Lives in the scope's frame; no allocation unless an N+1
+/// pattern is found (then the fingerprint's text is kept for the warning).
+#[derive(Default)]
+pub(crate) struct QueryState {
+    pub(crate) count: Cell<u32>,
+    pub(crate) nanos: Cell<u64>,
+    entries: [Cell<Entry>; TRACKED],
+    /// Fingerprints over the threshold, with their text: `(hash, text)`.
+    flagged: Cell<Option<Box<Vec<(u64, String)>>>>,
+}
+
+impl QueryState {
+    fn add(&self, hash: u64, statement: &str, nanos: u64) {
+        self.count.set(self.count.get().saturating_add(1));
+        self.nanos.set(self.nanos.get().saturating_add(nanos));
+        let threshold = N_PLUS_ONE_THRESHOLD.load(Ordering::Relaxed);
+        for cell in &self.entries {
+            let mut entry = cell.get();
+            if entry.hash == hash || entry.hash == 0 {
+                entry.hash = hash;
+                entry.count = entry.count.saturating_add(1);
+                cell.set(entry);
+                if entry.count == threshold.saturating_add(1) {
+                    self.flag(hash, statement);
+                }
+                return;
+            }
+        }
+    }
+
+    #[cold]
+    fn flag(&self, hash: u64, statement: &str) {
+        let mut flagged = self.flagged.take().unwrap_or_default();
+        flagged.push((hash, fingerprint(statement)));
+        self.flagged.set(Some(flagged));
+    }
+
+    /// The N+1 fingerprints not already reported by a nested scope: `(hash, text, count)`.
+    pub(crate) fn take_n_plus_one(&self) -> Vec<(u64, String, u32)> {
+        let Some(flagged) = self.flagged.take() else {
+            return Vec::new();
+        };
+        flagged
+            .into_iter()
+            .filter_map(|(hash, text)| {
+                let entry = self.entries.iter().map(Cell::get).find(|e| e.hash == hash)?;
+                (!entry.reported).then_some((hash, text, entry.count))
+            })
+            .collect()
+    }
+
+    pub(crate) fn has_flagged(&self) -> bool {
+        // `Cell<Option<Box<_>>>` cannot be peeked; take and put back (cold path only when set).
+        let flagged = self.flagged.take();
+        let has = flagged.is_some();
+        self.flagged.set(flagged);
+        has
+    }
+
+    /// Marks a fingerprint as reported (by a nested scope).
+    pub(crate) fn mark_reported(&self, hash: u64) {
+        for cell in &self.entries {
+            let mut entry = cell.get();
+            if entry.hash == hash {
+                entry.reported = true;
+                cell.set(entry);
+            }
+        }
+    }
+
+}
+
+/// Records one query that took `elapsed` into the current scope and every scope around it.
+///
+/// Outside any scope the query is counted in `observe.unscoped.queries` / `observe.unscoped.query_time`
+/// instead: never lost, never a panic.
+///
+/// ```
+/// #[observe::observe(task)]
+/// fn import() {
+///     observe::query::record("INSERT INTO items VALUES ($1, $2)", std::time::Duration::from_micros(250));
+/// }
+/// import();
+/// ```
+pub fn record(statement: &str, elapsed: Duration) {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    let mut hash = None;
+    let mut scoped = false;
+    for_each_frame(|frame: &Frame| {
+        let hash = *hash.get_or_insert_with(|| crate::fingerprint::hash(statement));
+        frame.queries.add(hash, statement, nanos);
+        scoped |= frame.site.is_some();
+        frame.capture_query(statement, elapsed);
+    });
+    if !scoped {
+        UNSCOPED_QUERIES.fetch_add(1, Ordering::Relaxed);
+        UNSCOPED_PENDING.fetch_add(1, Ordering::Relaxed);
+        UNSCOPED_TIME.record(nanos);
+    }
+}
+
+/// Runs `f`, recording it as one query named `statement`, timed.
+///
+/// ```
+/// #[observe::observe]
+/// fn cached() -> Option<String> {
+///     observe::query::time("GET user:{id}", || None)
+/// }
+/// assert_eq!(cached(), None);
+/// ```
+pub fn time<R>(statement: &str, f: impl FnOnce() -> R) -> R {
+    let started = Instant::now();
+    let result = f();
+    record(statement, started.elapsed());
+    result
+}
+
+/// Wraps a future so that it is recorded as one query when it completes (or is dropped part-way: the query
+/// ran all the same).
+///
+/// ```
+/// # async fn run() {
+/// #[observe::observe(handler)]
+/// async fn load() -> u64 {
+///     observe::query::time_future("SELECT 1", async { 1 }).await
+/// }
+/// assert_eq!(load().await, 1);
+/// # }
+/// ```
+pub fn time_future<F: Future>(statement: &str, future: F) -> TimedQuery<'_, F> {
+    TimedQuery {
+        statement,
+        started: None,
+        future,
+    }
+}
+
+/// The future returned by [`time_future`].
+///
+/// ```
+/// let timed: observe::query::TimedQuery<'_, _> = observe::query::time_future("SELECT 1", async { 1 });
+/// # drop(timed);
+/// ```
+pub struct TimedQuery<'a, F> {
+    statement: &'a str,
+    started: Option<Instant>,
+    future: F,
+}
+
+impl<F: Future> Future for TimedQuery<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned and never moved; the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let started = *this.started.get_or_insert_with(Instant::now);
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let poll = future.poll(cx);
+        if poll.is_ready() {
+            this.started = None;
+            record(this.statement, started.elapsed());
+        }
+        poll
+    }
+}
+
+impl<F> Drop for TimedQuery<'_, F> {
+    fn drop(&mut self) {
+        if let Some(started) = self.started.take() {
+            record(self.statement, started.elapsed());
+        }
+    }
+}
+
+/// Queries recorded outside any scope since the process started.
+///
+/// ```
+/// let before = observe::query::unscoped();
+/// observe::query::record("SELECT 1", std::time::Duration::ZERO);
+/// assert_eq!(observe::query::unscoped(), before + 1);
+/// ```
+pub fn unscoped() -> u64 {
+    UNSCOPED_QUERIES.load(Ordering::Relaxed)
+}

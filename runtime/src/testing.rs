@@ -1,0 +1,332 @@
+//! Test helpers for your own application: capture the scopes and queries a piece of code runs, assert query
+//! counts, and make query budgets fail tests.
+//!
+//! ```
+//! use observe::testing;
+//!
+//! #[observe::observe(handler)]
+//! fn list_orders() -> Vec<u32> {
+//!     observe::query::record("SELECT * FROM orders", std::time::Duration::from_micros(100));
+//!     vec![1, 2]
+//! }
+//!
+//! let (orders, captured) = testing::capture(list_orders);
+//! assert_eq!(orders.len(), 2);
+//! let scope = captured.scope("list_orders").unwrap();
+//! assert_eq!(scope.queries, 1);
+//! assert_eq!(scope.outcome, observe::Outcome::Ok);
+//!
+//! // Fails with the list of statements when the count differs:
+//! let orders = observe::assert_queries!(1, list_orders());
+//! # drop(orders);
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::scope::{for_each_frame, run_in_frame, Frame};
+use crate::site::{Kind, Outcome, Site};
+use crate::trace_id::TraceId;
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static STRICT: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+pub(crate) fn capturing() -> bool {
+    ACTIVE.load(Ordering::Relaxed) > 0
+}
+
+pub(crate) fn strict_budgets() -> bool {
+    STRICT.load(Ordering::Relaxed)
+}
+
+/// Makes every scope that runs over its query budget panic when it ends (with the scope's name, its count and
+/// its budget), so that a budget regression fails the test that causes it. Process-wide; off by default.
+///
+/// ```should_panic
+/// observe::testing::set_strict_budgets(true);
+///
+/// #[observe::observe(max_queries = 1)]
+/// fn chatty() {
+///     observe::query::record("SELECT 1", std::time::Duration::ZERO);
+///     observe::query::record("SELECT 2", std::time::Duration::ZERO);
+/// }
+/// chatty(); // panics: 2 queries, budget 1
+/// ```
+pub fn set_strict_budgets(strict: bool) {
+    STRICT.store(strict, Ordering::Relaxed);
+}
+
+/// One scope execution seen by a capture.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ScopeRecord {
+    /// The scope's name (the `scope` tag).
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// How long it ran.
+    pub duration: Duration,
+    /// Queries it ran, its nested scopes' included.
+    pub queries: u32,
+    /// Time spent in those queries.
+    pub query_time: Duration,
+    /// Its trace ID (generated for the record if nothing asked for it during the execution).
+    pub trace_id: TraceId,
+}
+
+/// One query seen by a capture.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct QueryRecord {
+    /// The statement as recorded (placeholders, never parameters: observe is never given them).
+    pub statement: String,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Everything a capture saw, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Captured {
+    /// Scopes, in the order they ended (nested scopes before the scopes around them).
+    pub scopes: Vec<ScopeRecord>,
+    /// Queries, in the order they ran.
+    pub queries: Vec<QueryRecord>,
+}
+
+impl Captured {
+    /// The last scope whose name is `name` or ends with `::name`.
+    ///
+    /// ```
+    /// #[observe::observe]
+    /// fn job() {}
+    /// let ((), captured) = observe::testing::capture(job);
+    /// assert!(captured.scope("job").is_some());
+    /// ```
+    pub fn scope(&self, name: &str) -> Option<&ScopeRecord> {
+        self.scopes
+            .iter()
+            .rev()
+            .find(|s| s.name == name || s.name.strip_suffix(name).is_some_and(|p| p.ends_with("::")))
+    }
+
+    /// The statements run, one a line, numbered: what `assert_queries!` prints when the count is wrong.
+    ///
+    /// ```
+    /// let ((), captured) = observe::testing::capture(|| observe::query::record("SELECT 1", Default::default()));
+    /// assert_eq!(captured.statement_list(), "  1. SELECT 1\n");
+    /// ```
+    pub fn statement_list(&self) -> String {
+        let mut out = String::new();
+        for (i, query) in self.queries.iter().enumerate() {
+            out.push_str(&format!("{:>3}. {}\n", i + 1, query.statement));
+        }
+        out
+    }
+}
+
+/// Where a capture frame logs. Shared with the frames of scopes on other threads only through the chain of the
+/// thread that runs the capture, so a `Mutex` is enough.
+#[derive(Default)]
+pub(crate) struct CaptureLog {
+    captured: Mutex<Captured>,
+}
+
+impl CaptureLog {
+    pub(crate) fn query(&self, statement: &str, elapsed: Duration) {
+        let record = QueryRecord {
+            statement: statement.to_owned(),
+            fingerprint: crate::query::fingerprint(statement),
+            elapsed,
+        };
+        self.lock().queries.push(record);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Captured> {
+        self.captured.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) fn on_scope_end(frame: &Frame, site: &'static Site, outcome: Outcome, nanos: u64) {
+    let trace_id = frame.trace_id.get().unwrap_or_else(|| {
+        let id = crate::scope::current_trace_id().unwrap_or_else(TraceId::generate);
+        frame.trace_id.set(Some(id));
+        id
+    });
+    let record = ScopeRecord {
+        name: site.name(),
+        kind: site.kind(),
+        outcome,
+        duration: Duration::from_nanos(nanos),
+        queries: frame.queries.count.get(),
+        query_time: Duration::from_nanos(frame.queries.nanos.get()),
+        trace_id,
+    };
+    for_each_frame(|f| {
+        // SAFETY: capture pointers are set by `capture`/`capture_future` to logs that outlive their frames.
+        if let Some(log) = unsafe { f.capture.as_ref() } {
+            log.lock().scopes.push(record.clone());
+        }
+    });
+}
+
+struct Active;
+
+impl Active {
+    fn start() -> Active {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` and returns what it did: every scope that ended and every query recorded inside it, on this thread.
+///
+/// ```
+/// #[observe::observe(task)]
+/// fn import() -> Result<(), String> {
+///     observe::query::record("INSERT INTO t VALUES (1)", Default::default());
+///     Err("disk full".into())
+/// }
+///
+/// let (result, captured) = observe::testing::capture(import);
+/// assert!(result.is_err());
+/// let scope = captured.scope("import").unwrap();
+/// assert_eq!((scope.outcome, scope.queries), (observe::Outcome::Error, 1));
+/// assert_eq!(captured.queries[0].fingerprint, "INSERT INTO t VALUES (...)");
+/// ```
+pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Captured) {
+    let log = CaptureLog::default();
+    let frame = Frame::new(None, &log);
+    let active = Active::start();
+    let result = run_in_frame(&frame, f);
+    drop(active);
+    drop(frame);
+    let captured = std::mem::take(&mut *log.lock());
+    (result, captured)
+}
+
+/// [`capture`] for a future: the capture is entered on every poll.
+///
+/// ```
+/// # async fn run() {
+/// #[observe::observe(handler)]
+/// async fn handler() {
+///     observe::query::record("SELECT 1", Default::default());
+/// }
+/// let ((), captured) = observe::testing::capture_future(handler()).await;
+/// assert_eq!(captured.scope("handler").unwrap().queries, 1);
+/// # }
+/// ```
+pub fn capture_future<F: Future>(future: F) -> CaptureFuture<F> {
+    CaptureFuture {
+        log: Box::new(CaptureLog::default()),
+        frame: None,
+        active: None,
+        future,
+    }
+}
+
+/// The future returned by [`capture_future`].
+///
+/// ```
+/// let future: observe::testing::CaptureFuture<_> = observe::testing::capture_future(async {});
+/// # drop(future);
+/// ```
+pub struct CaptureFuture<F> {
+    // Boxed so that the frame's pointer to it stays valid while the future moves before its first poll.
+    log: Box<CaptureLog>,
+    frame: Option<Frame>,
+    active: Option<Active>,
+    future: F,
+}
+
+impl<F: Future> Future for CaptureFuture<F> {
+    type Output = (F::Output, Captured);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned and never moved; the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.active.get_or_insert_with(Active::start);
+        let log: *const CaptureLog = &*this.log;
+        let frame = this.frame.get_or_insert_with(|| Frame::new(None, log));
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let poll = run_in_frame(frame, || future.poll(cx));
+        match poll {
+            Poll::Ready(output) => {
+                this.active = None;
+                this.frame = None;
+                let captured = std::mem::take(&mut *this.log.lock());
+                Poll::Ready((output, captured))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for CaptureFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureFuture").finish_non_exhaustive()
+    }
+}
+
+/// Asserts that an expression runs exactly `n` queries, and returns its value. On failure, the message lists
+/// the statements that ran. For a future, write `assert_queries!(n, async expr)` and `.await` the result.
+///
+/// ```
+/// #[observe::observe]
+/// fn two() -> u8 {
+///     observe::query::record("SELECT a FROM t", Default::default());
+///     observe::query::record("SELECT b FROM t", Default::default());
+///     2
+/// }
+/// assert_eq!(observe::assert_queries!(2, two()), 2);
+/// ```
+///
+/// ```should_panic
+/// # #[observe::observe] fn two() { observe::query::record("SELECT a FROM t", Default::default()); observe::query::record("SELECT b FROM t", Default::default()); }
+/// observe::assert_queries!(1, two()); // expected 1 query, ran 2: SELECT a FROM t, SELECT b FROM t
+/// ```
+#[macro_export]
+macro_rules! assert_queries {
+    ($expected:expr, async $($future:tt)+) => {
+        async {
+            let (value, captured) = $crate::testing::capture_future(async $($future)+).await;
+            $crate::testing::__check_queries($expected, &captured, stringify!(async $($future)+));
+            value
+        }
+    };
+    ($expected:expr, $body:expr $(,)?) => {{
+        let (value, captured) = $crate::testing::capture(|| $body);
+        $crate::testing::__check_queries($expected, &captured, stringify!($body));
+        value
+    }};
+}
+
+#[doc(hidden)]
+#[track_caller]
+pub fn __check_queries(expected: usize, captured: &Captured, what: &str) {
+    let ran = captured.queries.len();
+    if ran != expected {
+        panic!(
+            "expected {expected} quer{} from `{what}`, but it ran {ran}:\n{}",
+            if expected == 1 { "y" } else { "ies" },
+            captured.statement_list()
+        );
+    }
+}

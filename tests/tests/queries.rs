@@ -1,0 +1,230 @@
+//! Query metrics against real SQLite databases, through every hook (`query::record`, rusqlite, diesel), in
+//! sync and async scopes (with a `tokio::join!` fan-out), checked on metric packets from a real UDP socket;
+//! N+1 detection, the unscoped counter and the test helpers.
+
+use std::sync::Mutex;
+
+use diesel::connection::{Connection, SimpleConnection};
+use diesel::RunQueryDsl;
+use observe::observe;
+use observe_tests::{serial, Capture, Line, StatsdReceiver};
+
+fn shop(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, sku TEXT NOT NULL);
+         DELETE FROM orders; DELETE FROM items;",
+    )
+    .unwrap();
+    for order in 1..=20 {
+        conn.execute("INSERT INTO orders (id, customer) VALUES (?1, ?2)", (order, format!("c{order}")))
+            .unwrap();
+        for item in 0..3 {
+            conn.execute(
+                "INSERT INTO items (order_id, sku) VALUES (?1, ?2)",
+                (order, format!("sku-{order}-{item}")),
+            )
+            .unwrap();
+        }
+    }
+    observe::rusqlite::instrument(&conn);
+    conn
+}
+
+/// One query for the orders, then one per order for its items: the N+1 pattern.
+#[observe(handler)]
+fn orders_page_n_plus_one(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM orders ORDER BY id LIMIT 10")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut items = 0;
+    for id in ids {
+        let mut stmt = conn.prepare("SELECT sku FROM items WHERE order_id = ?1")?;
+        items += stmt.query_map([id], |row| row.get::<_, String>(0))?.count();
+    }
+    Ok(items)
+}
+
+/// The same data in two queries: no N+1.
+#[observe(handler)]
+fn orders_page_batched(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM orders ORDER BY id LIMIT 10")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT sku FROM items WHERE order_id IN ({list})");
+    let items = conn.prepare(&sql)?.query_map([], |row| row.get::<_, String>(0))?.count();
+    Ok(items)
+}
+
+#[observe(handler)]
+fn no_queries() -> u8 {
+    1
+}
+
+#[observe(task)]
+fn diesel_job(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<usize> {
+    conn.batch_execute("CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, note TEXT)")?;
+    let mut inserted = 0;
+    for note in ["a", "b", "c"] {
+        inserted += diesel::sql_query("INSERT INTO audit (note) VALUES (?)")
+            .bind::<diesel::sql_types::Text, _>(note)
+            .execute(conn)?;
+    }
+    Ok(inserted)
+}
+
+/// An async handler fanning out to three observed lookups with `tokio::join!`, each on its own connection.
+#[observe(handler)]
+async fn dashboard(path: std::path::PathBuf) -> usize {
+    let (a, b, c) = tokio::join!(count(&path, "orders"), count(&path, "items"), count(&path, "orders"));
+    a + b + c
+}
+
+#[observe]
+async fn count(path: &std::path::Path, table: &str) -> usize {
+    tokio::task::yield_now().await;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    observe::rusqlite::instrument(&conn);
+    let n: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
+        .unwrap();
+    n as usize
+}
+
+fn lines_for<'a>(lines: &'a [Line], metric: &str, scope: &str) -> Vec<&'a Line> {
+    lines
+        .iter()
+        .filter(|l| l.name == metric && l.tag("scope") == Some(scope))
+        .collect()
+}
+
+/// `(value, weight)` pairs of a distribution, sorted by value.
+fn distribution(lines: &[Line], metric: &str, scope: &str) -> Vec<(f64, f64)> {
+    let mut values: Vec<(f64, f64)> =
+        lines_for(lines, metric, scope).iter().map(|l| (l.value, l.weight())).collect();
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    values
+}
+
+static DIR: Mutex<()> = Mutex::new(());
+
+fn temp_db(name: &str) -> std::path::PathBuf {
+    let _lock = DIR.lock().unwrap();
+    let dir = std::env::temp_dir().join(format!("observe-queries-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn query_metrics_reach_statsd_from_every_hook() {
+    let _serial = serial();
+    let capture = Capture::default();
+    let receiver = StatsdReceiver::bind().unwrap();
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_writer(capture.clone())
+        .log_filter("warn")
+        .init()
+        .unwrap();
+
+    let path = temp_db("shop.db");
+    let conn = shop(&path);
+    assert_eq!(orders_page_n_plus_one(&conn).unwrap(), 30);
+    assert_eq!(orders_page_batched(&conn).unwrap(), 30);
+    assert_eq!(no_queries(), 1);
+    assert_eq!(no_queries(), 1);
+
+    observe::diesel::instrument_all_connections().unwrap();
+    let mut diesel_conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    assert_eq!(diesel_job(&mut diesel_conn).unwrap(), 3);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    assert_eq!(runtime.block_on(dashboard(path.clone())), 20 + 60 + 20);
+
+    let before = observe::query::unscoped();
+    conn.query_row("SELECT 1", [], |_| Ok(())).unwrap();
+    assert_eq!(observe::query::unscoped(), before + 1, "a query outside any scope is counted, not lost");
+
+    observe::flush();
+    let lines = receiver.lines();
+    drop(guard);
+
+    // Queries per execution: 11 for the N+1 page, 2 for the batched one, 0 (twice) for no_queries.
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.orders_page_n_plus_one"), [(11.0, 1.0)]);
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.orders_page_batched"), [(2.0, 1.0)]);
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.no_queries"), [(0.0, 2.0)]);
+    assert_eq!(distribution(&lines, "observe.scope.query_time", "queries.no_queries"), [(0.0, 2.0)]);
+    // diesel: the CREATE TABLE and three INSERTs.
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.diesel_job"), [(4.0, 1.0)]);
+    // The fan-out: each lookup ran one query; the dashboard counts its children's three.
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.count"), [(1.0, 3.0)]);
+    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.dashboard"), [(3.0, 1.0)]);
+    // Query time is a distribution in milliseconds, positive when queries ran.
+    for (ms, _) in distribution(&lines, "observe.scope.query_time", "queries.orders_page_n_plus_one") {
+        assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
+    }
+    assert!(lines_for(&lines, "observe.scope.queries", "queries.dashboard").iter().all(|l| l.kind == "d"));
+
+    // N+1: flagged on the loop, not on the batched version, with one warning naming the fingerprint.
+    let n_plus_one = |scope: &str| -> f64 {
+        lines_for(&lines, "observe.scope.n_plus_one", scope).iter().map(|l| l.value).sum()
+    };
+    assert_eq!(n_plus_one("queries.orders_page_n_plus_one"), 1.0);
+    assert_eq!(n_plus_one("queries.orders_page_batched"), 0.0);
+    let warnings: Vec<String> = capture.lines().into_iter().filter(|l| l.contains("N+1")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let warning = &warnings[0];
+    assert!(warning.contains("trace_id="), "{warning}");
+    assert!(warning.contains("repeats=10"), "{warning}");
+    assert!(warning.contains("fingerprint=\"SELECT sku FROM items WHERE order_id = ?\""), "{warning}");
+    assert!(warning.contains("scope=\"queries::orders_page_n_plus_one\""), "{warning}");
+
+    // Unscoped queries have their own metric; no SQL text anywhere in a tag.
+    assert!(lines.iter().any(|l| l.name == "observe.unscoped.queries" && l.value >= 1.0));
+    for line in &lines {
+        assert!(!line.raw.contains("SELECT") && !line.raw.contains("sku-"), "{}", line.raw);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn capture_and_assert_queries_for_tests() {
+    // The scopes below also aggregate into their sites: drain them into a throwaway receiver at the end so
+    // that the other test's packets only hold its own executions.
+    let _serial = serial();
+    let receiver = StatsdReceiver::bind().unwrap();
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .install_subscriber(false)
+        .init()
+        .unwrap();
+    let path = temp_db("capture.db");
+    let conn = shop(&path);
+    let (items, captured) = observe::testing::capture(|| orders_page_n_plus_one(&conn).unwrap());
+    assert_eq!(items, 30);
+    let scope = captured.scope("orders_page_n_plus_one").unwrap();
+    assert_eq!(scope.queries, 11);
+    assert_eq!(scope.kind, observe::Kind::Handler);
+    assert_eq!(captured.queries.len(), 11);
+    assert_eq!(captured.queries[1].fingerprint, "SELECT sku FROM items WHERE order_id = ?");
+    assert!(captured.queries.iter().all(|q| !q.statement.contains("sku-")), "no parameters");
+
+    assert_eq!(observe::assert_queries!(2, orders_page_batched(&conn).unwrap()), 30);
+    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        observe::assert_queries!(2, orders_page_n_plus_one(&conn).unwrap())
+    }))
+    .unwrap_err();
+    let message = failure.downcast_ref::<String>().unwrap();
+    assert!(message.starts_with("expected 2 queries from `orders_page_n_plus_one(&conn).unwrap()`, but it ran 11:"), "{message}");
+    assert!(message.contains("  2. SELECT sku FROM items WHERE order_id = ?1"), "{message}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let total = runtime.block_on(observe::assert_queries!(3, async { dashboard(path.clone()).await }));
+    assert_eq!(total, 100);
+    drop(guard);
+    let _ = std::fs::remove_file(&path);
+}
