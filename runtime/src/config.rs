@@ -324,9 +324,12 @@ impl Config {
                 Some(writer) => (writer, false),
                 None => (BoxMakeWriter::new(std::io::stdout), stdout_is_colour_terminal()),
             };
+            // The filter belongs to the log output only: other layers (the sqlx query counter) see what they
+            // ask for whatever RUST_LOG says.
             let subscriber = tracing_subscriber::registry()
-                .with(filter)
-                .with(layer_with(log_format, writer, ansi));
+                .with(layer_with(log_format, writer, ansi).with_filter(filter));
+            #[cfg(feature = "sqlx")]
+            let subscriber = subscriber.with(crate::sqlx::layer());
             tracing::subscriber::set_global_default(subscriber)
                 .map_err(|_| InitError::subscriber_already_set())?;
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.

@@ -58,6 +58,9 @@ pub mod diesel;
 #[cfg(feature = "rusqlite")]
 #[path = "integrations/rusqlite.rs"]
 pub mod rusqlite;
+#[cfg(feature = "sqlx")]
+#[path = "integrations/sqlx.rs"]
+pub mod sqlx;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -26,7 +26,8 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -226,6 +227,54 @@ impl<F> Drop for TimedQuery<'_, F> {
         if let Some(started) = self.started.take() {
             record(self.statement, started.elapsed());
         }
+    }
+}
+
+/// Queries another thread ran for a scope, waiting for that scope to end: `(span ID, statement, elapsed)`.
+static HANDED_OVER: Mutex<Vec<(u64, String, Duration)>> = Mutex::new(Vec::new());
+static HANDED_OVER_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+fn handed_over_list() -> std::sync::MutexGuard<'static, Vec<(u64, String, Duration)>> {
+    HANDED_OVER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether any query waits for its scope (one relaxed load on the scope's exit path).
+#[inline]
+pub(crate) fn handed_over() -> bool {
+    HANDED_OVER_COUNT.load(Ordering::Relaxed) > 0
+}
+
+/// Gives a query to the scope whose span is `span`; it takes it when it ends.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn hand_over(span: u64, statement: &str, elapsed: Duration) {
+    let mut list = handed_over_list();
+    list.push((span, statement.to_owned(), elapsed));
+    HANDED_OVER_COUNT.store(list.len(), Ordering::Relaxed);
+}
+
+pub(crate) fn take_handed_over(span: u64) -> Vec<(String, Duration)> {
+    let mut list = handed_over_list();
+    let mut taken = Vec::new();
+    list.retain(|(id, statement, elapsed)| {
+        if *id == span {
+            taken.push((statement.clone(), *elapsed));
+            false
+        } else {
+            true
+        }
+    });
+    HANDED_OVER_COUNT.store(list.len(), Ordering::Relaxed);
+    taken
+}
+
+/// The scope of `span` is gone: what was handed to it is counted as unscoped.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn abandon(span: u64) {
+    if !handed_over() {
+        return;
+    }
+    for (statement, elapsed) in take_handed_over(span) {
+        record(&statement, elapsed);
     }
 }
 

@@ -153,6 +153,9 @@ impl Scope {
         let Some(site) = self.frame.site else {
             return;
         };
+        if crate::query::handed_over() {
+            self.take_handed_over();
+        }
         let queries = &self.frame.queries;
         site.record(outcome, nanos, queries.count.get(), queries.nanos.get());
         if queries.has_flagged() || site.max_queries().is_some_and(|max| queries.count.get() > max) {
@@ -164,6 +167,22 @@ impl Scope {
         let deferred = crate::config::DEFERRED_SHUTDOWN.load(Ordering::Relaxed);
         if !deferred.is_null() && ptr::eq(deferred, site) && CURRENT.get().is_null() {
             crate::config::shut_down();
+        }
+    }
+
+    /// Queries another thread ran for this scope (sqlx's SQLite worker), recorded as if run here.
+    #[cold]
+    fn take_handed_over(&self) {
+        let Some(id) = self.span.id() else {
+            return;
+        };
+        let queries = crate::query::take_handed_over(id.into_u64());
+        if !queries.is_empty() {
+            run_in_frame(&self.frame, || {
+                for (statement, elapsed) in &queries {
+                    crate::query::record(statement, *elapsed);
+                }
+            });
         }
     }
 
@@ -333,6 +352,14 @@ pub fn current_trace_id() -> Option<TraceId> {
         }
         Some(id)
     }
+}
+
+/// Whether code on this thread runs inside an observe scope.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn in_scope() -> bool {
+    let mut found = false;
+    for_each_frame(|frame| found |= frame.site.is_some());
+    found
 }
 
 /// Calls `f` on every frame entered on this thread, innermost first.

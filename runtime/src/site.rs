@@ -401,6 +401,13 @@ impl fmt::Debug for Site {
 
 static SITES: AtomicPtr<Site> = AtomicPtr::new(ptr::null_mut());
 
+/// Whether `meta` is the span metadata of an observe scope (scans the registered sites: only called when a
+/// subscriber registers a callsite or a scope span is created under a layer that asks).
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn is_scope_span(meta: &Metadata<'_>) -> bool {
+    sites().any(|site| ptr::eq(&site.meta, meta))
+}
+
 /// Every observed function that has run at least once in this process, most recently registered first.
 ///
 /// ```

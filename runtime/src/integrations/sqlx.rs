@@ -1,0 +1,167 @@
+//! sqlx: a tracing layer that counts the statements sqlx reports (target `sqlx::query`, field `elapsed_secs`)
+//! into the scope that ran them.
+//!
+//! ```no_run
+//! // With `observe::init()`, the layer is installed for you when the `sqlx` feature is on. With your own
+//! // subscriber, add it next to your formatting layer, and keep your filter on that layer only:
+//! use tracing_subscriber::prelude::*;
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::EnvFilter::from_default_env()))
+//!     .with(observe::sqlx::layer())
+//!     .init();
+//! ```
+//!
+//! Two things make this work whatever your log level, and whichever thread sqlx runs the statement on:
+//!
+//! - The layer carries its own filter, enabling `sqlx::query` events (so sqlx builds them even under
+//!   `RUST_LOG=info`) and observe's scope spans, for itself only: your log output does not change. A *global*
+//!   filter (an `EnvFilter` added with `.with(filter)` rather than on your fmt layer) would switch both off for
+//!   every layer, and the counting with them.
+//! - sqlx's SQLite driver runs statements on a worker thread that re-enters the caller's span. The layer finds
+//!   the scope from that span and hands the query to it; the scope takes it in when it ends.
+//!
+//! Cost: with the layer installed every scope opens its tracing span (about 100 ns more per call, measured in
+//! `BENCHMARKS.md`); without the `sqlx` feature nothing changes.
+//!
+//! Limit: sqlx reports a statement when it finishes iterating its rows. A `fetch_one` / `fetch_optional`
+//! whose scope ends within microseconds of the call can end before the worker's report arrives; that query is
+//! then counted as unscoped (never lost). `fetch_all`, `execute` and streams that are read to the end are
+//! always attributed.
+
+use std::fmt;
+use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+const TARGET: &str = "sqlx::query";
+
+/// The layer, with its own filter. See the module documentation.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = tracing_subscriber::registry().with(observe::sqlx::layer());
+/// # drop(subscriber);
+/// ```
+pub fn layer<S>() -> impl Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    QueryLayer.with_filter(QueryFilter)
+}
+
+/// Marks the spans of observe scopes in the registry.
+struct ScopeSpan;
+
+struct QueryLayer;
+
+struct QueryFilter;
+
+fn wanted(meta: &Metadata<'_>) -> bool {
+    if meta.is_event() {
+        meta.target() == TARGET
+    } else {
+        crate::site::is_scope_span(meta)
+    }
+}
+
+impl<S> Filter<S> for QueryFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        wanted(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if wanted(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+}
+
+impl<S> Layer<S> for QueryLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if crate::site::is_scope_span(attrs.metadata()) {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(ScopeSpan);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if event.metadata().target() != TARGET {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let Some(elapsed) = fields.elapsed else {
+            return;
+        };
+        let statement = fields.statement();
+        if crate::scope::in_scope() {
+            crate::query::record(statement, elapsed);
+            return;
+        }
+        // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
+        let scope_span = ctx.event_scope(event).and_then(|mut spans| {
+            spans.find(|span| span.extensions().get::<ScopeSpan>().is_some())
+        });
+        match scope_span {
+            Some(span) => crate::query::hand_over(span.id().into_u64(), statement, elapsed),
+            None => crate::query::record(statement, elapsed),
+        }
+    }
+
+    fn on_close(&self, id: Id, _: Context<'_, S>) {
+        // Queries handed to a scope that ended before they arrived: count them, unscoped.
+        crate::query::abandon(id.into_u64());
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    elapsed: Option<Duration>,
+    summary: String,
+    statement: String,
+}
+
+impl Fields {
+    /// sqlx puts a short statement in `summary` and leaves `db.statement` empty; a long one is in full in
+    /// `db.statement` and abbreviated in `summary`.
+    fn statement(&self) -> &str {
+        let full = self.statement.trim();
+        if full.is_empty() {
+            self.summary.trim()
+        } else {
+            full
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" && value.is_finite() && value >= 0.0 {
+            self.elapsed = Some(Duration::from_secs_f64(value));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "summary" => value.clone_into(&mut self.summary),
+            "db.statement" => value.clone_into(&mut self.statement),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
