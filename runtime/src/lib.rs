@@ -46,11 +46,13 @@ mod fingerprint;
 mod histogram;
 mod logs;
 mod metrics;
+mod propagate;
 pub mod query;
 mod scope;
 mod site;
 pub mod testing;
 mod trace_id;
+mod w3c;
 
 #[cfg(feature = "diesel")]
 #[path = "integrations/diesel.rs"]
@@ -71,7 +73,11 @@ pub use logs::{layer, EventFormat, LogFormat};
 pub use metrics::{diagnostics, Diagnostics, Flavor};
 pub use scope::current_trace_id;
 pub use site::{sites, Kind, Outcome, Site};
+pub use propagate::{resume, thread, Carrier, FutureExt, ParseCarrierError, TraceContext, WithContext};
+#[cfg(feature = "tokio")]
+pub use propagate::{spawn, spawn_blocking};
 pub use trace_id::{ParseTraceIdError, TraceId};
+pub use w3c::{trace_id_from_request_id, valid_request_id, SpanId, TraceParent, MAX_REQUEST_ID_LEN};
 
 /// Observes every call of a function as a scope. See the crate documentation.
 ///

@@ -1,0 +1,118 @@
+//! One trace ID across awaits, spawned tasks, the blocking pool, threads, and a job queue (a channel-backed
+//! worker and a SQLite job table), checked on the log lines of the real subscriber.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use observe::{observe, FutureExt};
+use observe_tests::{Capture, StatsdReceiver};
+
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ')
+        .find_map(|part| part.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+}
+
+#[observe(handler)]
+async fn handle(request: u64, jobs: tokio::sync::mpsc::UnboundedSender<(u64, observe::Carrier)>) {
+    let me = observe::current_trace_id().unwrap();
+    tracing::info!(request, expected = %me, hop = "handler");
+    let child = observe::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(request % 3)).await;
+        tracing::info!(request, expected = %me, hop = "spawn");
+        observed_child(request, me).await;
+    });
+    let blocking = observe::spawn_blocking(move || {
+        tracing::info!(request, expected = %me, hop = "spawn_blocking");
+    });
+    let thread = observe::thread::spawn(move || {
+        tracing::info!(request, expected = %me, hop = "thread");
+    });
+    let raw = tokio::spawn(
+        async move {
+            tokio::task::yield_now().await;
+            tracing::info!(request, expected = %me, hop = "in_current_scope");
+        }
+        .in_current_scope(),
+    );
+    jobs.send((request, observe::Carrier::current().unwrap())).unwrap();
+    child.await.unwrap();
+    blocking.await.unwrap();
+    raw.await.unwrap();
+    thread.join().unwrap();
+}
+
+#[observe(task)]
+async fn observed_child(request: u64, expected: observe::TraceId) {
+    tokio::task::yield_now().await;
+    tracing::info!(request, %expected, hop = "observed child task");
+}
+
+#[observe(task)]
+async fn worker_job(request: u64, expected: observe::TraceId) {
+    tracing::info!(request, %expected, hop = "worker");
+}
+
+#[test]
+fn every_hop_keeps_the_trace_id() {
+    let capture = Capture::default();
+    let receiver = StatsdReceiver::bind().unwrap();
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_writer(capture.clone())
+        .log_filter("info")
+        .init()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<(u64, observe::Carrier)>();
+        // The worker: resumes each job's carrier; it runs outside any request.
+        let worker = tokio::spawn(async move {
+            while let Some((request, carrier)) = queue.recv().await {
+                // Through the queue the carrier travels as a string map, as in a message's headers.
+                let carrier = observe::Carrier::from_map(&carrier.to_map()).unwrap();
+                observe::resume(&carrier, worker_job(request, carrier.trace_id())).await;
+            }
+        });
+        let requests: Vec<_> = (0..200).map(|r| tokio::spawn(handle(r, jobs.clone()))).collect();
+        for request in requests {
+            request.await.unwrap();
+        }
+        drop(jobs);
+        worker.await.unwrap();
+    });
+    drop(guard);
+
+    let mut hops: HashMap<u64, Vec<String>> = HashMap::new();
+    for line in capture.lines() {
+        let Some(request) = field(&line, "request") else { continue };
+        let trace_id = field(&line, "trace_id").unwrap_or_else(|| panic!("no trace ID: {line}"));
+        assert_eq!(Some(trace_id), field(&line, "expected"), "{line}");
+        let hop = line.split("hop=").nth(1).unwrap().trim_matches('"').to_owned();
+        hops.entry(request.parse().unwrap()).or_default().push(hop);
+    }
+    assert_eq!(hops.len(), 200);
+    for (request, mut seen) in hops {
+        seen.sort();
+        assert_eq!(
+            seen,
+            ["handler", "in_current_scope", "observed child task", "spawn", "spawn_blocking", "thread", "worker"],
+            "request {request}"
+        );
+    }
+}
+
+#[test]
+fn carrier_round_trips_through_serde_and_strings() {
+    let carrier: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    let json = serde_json::to_string(&carrier).unwrap();
+    assert_eq!(json, r#"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#);
+    let back: observe::Carrier = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, carrier);
+    assert!(serde_json::from_str::<observe::Carrier>(r#"{"traceparent":"00-bad"}"#).is_err());
+    assert!(serde_json::from_str::<observe::Carrier>(r#"{}"#).is_err());
+    assert!(observe::Carrier::current().is_none(), "no carrier outside a trace");
+}
