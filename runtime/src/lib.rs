@@ -63,6 +63,12 @@ pub mod rusqlite;
 #[cfg(feature = "sqlx")]
 #[path = "integrations/sqlx.rs"]
 pub mod sqlx;
+#[cfg(feature = "reqwest")]
+#[path = "integrations/reqwest.rs"]
+pub mod reqwest;
+#[cfg(feature = "tower")]
+#[path = "integrations/tower.rs"]
+pub mod tower;
 
 #[doc(hidden)]
 #[path = "private.rs"]

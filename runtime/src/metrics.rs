@@ -76,6 +76,9 @@ pub struct Diagnostics {
     pub packets_sent: u64,
     /// Flushes run (background and explicit).
     pub flushes: u64,
+    /// Incoming `traceparent` / `X-Request-ID` headers that broke the rules and were ignored (a fresh trace ID
+    /// was generated instead).
+    pub rejected_trace_headers: u64,
 }
 
 pub(crate) struct Counters {
@@ -83,6 +86,7 @@ pub(crate) struct Counters {
     dropped: AtomicU64,
     packets: AtomicU64,
     flushes: AtomicU64,
+    pub(crate) rejected_headers: AtomicU64,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -90,6 +94,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     dropped: AtomicU64::new(0),
     packets: AtomicU64::new(0),
     flushes: AtomicU64::new(0),
+    rejected_headers: AtomicU64::new(0),
 };
 
 /// What the metric pipeline has sent and dropped since the process started.
@@ -105,6 +110,7 @@ pub fn diagnostics() -> Diagnostics {
         metrics_dropped: COUNTERS.dropped.load(Ordering::Relaxed),
         packets_sent: COUNTERS.packets.load(Ordering::Relaxed),
         flushes: COUNTERS.flushes.load(Ordering::Relaxed),
+        rejected_trace_headers: COUNTERS.rejected_headers.load(Ordering::Relaxed),
     }
 }
 
@@ -338,6 +344,18 @@ impl Emitter {
             });
             stats.query_time.drain(|nanos, count| {
                 self.distribution(&tags, "scope.query_time", nanos as f64 / 1e6, count);
+            });
+            // HTTP metrics only once the process made an outgoing call: no zeros for apps that never do.
+            let http = crate::query::http_used();
+            stats.http_calls.drain(|calls, count| {
+                if http {
+                    self.distribution(&tags, "scope.http_calls", calls as f64, count);
+                }
+            });
+            stats.http_time.drain(|nanos, count| {
+                if http {
+                    self.distribution(&tags, "scope.http_time", nanos as f64 / 1e6, count);
+                }
             });
             if calls > 0 {
                 self.count(&tags, "scope.calls", calls);

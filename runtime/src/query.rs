@@ -26,7 +26,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -62,6 +62,9 @@ struct Entry {
 pub(crate) struct QueryState {
     pub(crate) count: Cell<u32>,
     pub(crate) nanos: Cell<u64>,
+    /// Outgoing HTTP calls (recorded by the `reqwest` middleware or [`record_http`]).
+    pub(crate) http_calls: Cell<u32>,
+    pub(crate) http_nanos: Cell<u64>,
     entries: [Cell<Entry>; TRACKED],
     /// Fingerprints over the threshold, with their text: `(hash, text)`.
     flagged: Cell<Option<Box<Vec<(u64, String)>>>>,
@@ -155,6 +158,33 @@ pub fn record(statement: &str, elapsed: Duration) {
         UNSCOPED_PENDING.fetch_add(1, Ordering::Relaxed);
         UNSCOPED_TIME.record(nanos);
     }
+}
+
+static HTTP_USED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn http_used() -> bool {
+    HTTP_USED.load(Ordering::Relaxed)
+}
+
+/// Records one outgoing HTTP call (or any remote call) that took `elapsed` into the current scope and every
+/// scope around it: `observe.scope.http_calls` and `observe.scope.http_time`. The `reqwest` middleware calls
+/// it for you.
+///
+/// ```
+/// #[observe::observe(handler)]
+/// fn checkout() {
+///     observe::query::record_http(std::time::Duration::from_millis(12));
+/// }
+/// checkout();
+/// ```
+pub fn record_http(elapsed: Duration) {
+    HTTP_USED.store(true, Ordering::Relaxed);
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    for_each_frame(|frame: &Frame| {
+        let work = &frame.queries;
+        work.http_calls.set(work.http_calls.get().saturating_add(1));
+        work.http_nanos.set(work.http_nanos.get().saturating_add(nanos));
+    });
 }
 
 /// Runs `f`, recording it as one query named `statement`, timed.

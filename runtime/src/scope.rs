@@ -143,8 +143,13 @@ impl Scope {
         self.end(outcome);
     }
 
+    /// Continues the trace `trace_id` (from an incoming request or a job's carrier).
+    pub fn set_trace_id(&mut self, trace_id: TraceId) {
+        self.frame.trace_id.set(Some(trace_id));
+    }
+
     #[inline]
-    fn end(&mut self, outcome: Outcome) {
+    pub(crate) fn end(&mut self, outcome: Outcome) {
         if self.finished {
             return;
         }
@@ -157,7 +162,7 @@ impl Scope {
             self.take_handed_over();
         }
         let queries = &self.frame.queries;
-        site.record(outcome, nanos, queries.count.get(), queries.nanos.get());
+        site.record(outcome, nanos, queries);
         if queries.has_flagged() || site.max_queries().is_some_and(|max| queries.count.get() > max) {
             self.report_queries(site, outcome);
         }

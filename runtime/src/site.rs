@@ -10,7 +10,7 @@ use tracing_core::field::FieldSet;
 use tracing_core::metadata::Kind as MetaKind;
 use tracing_core::{Interest, Level, Metadata};
 
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, SparseHistogram};
 
 /// What an observed function is: the `kind` tag of its metrics.
 ///
@@ -107,9 +107,13 @@ pub(crate) struct OutcomeStats {
     /// Durations in nanoseconds; its total count is the number of calls.
     pub(crate) duration: Histogram,
     /// Queries per execution (zeros included).
-    pub(crate) queries: Histogram,
+    pub(crate) queries: SparseHistogram,
     /// Query time per execution, in nanoseconds (zeros included).
-    pub(crate) query_time: Histogram,
+    pub(crate) query_time: SparseHistogram,
+    /// Outgoing HTTP calls per execution (zeros included).
+    pub(crate) http_calls: SparseHistogram,
+    /// Time in outgoing HTTP calls per execution, in nanoseconds (zeros included).
+    pub(crate) http_time: SparseHistogram,
     /// N+1 fingerprints found.
     pub(crate) n_plus_one: AtomicU64,
     /// Executions over their query budget.
@@ -120,8 +124,10 @@ impl OutcomeStats {
     fn new() -> OutcomeStats {
         OutcomeStats {
             duration: Histogram::new(),
-            queries: Histogram::new(),
-            query_time: Histogram::new(),
+            queries: SparseHistogram::new(),
+            query_time: SparseHistogram::new(),
+            http_calls: SparseHistogram::new(),
+            http_time: SparseHistogram::new(),
             n_plus_one: AtomicU64::new(0),
             over_budget: AtomicU64::new(0),
         }
@@ -161,6 +167,8 @@ pub struct Site {
     stats: [OnceLock<Box<OutcomeStats>>; 4],
     /// `#[observe(max_queries = N)]`; 0 for the global default.
     max_queries: u32,
+    /// For a site created at run time (a route of the tower layer): the static site whose span it opens.
+    span_site: Option<&'static Site>,
     /// Executions recorded since the process started, all outcomes (for `observe::diagnostics` and tests).
     total: AtomicU64,
 }
@@ -198,10 +206,40 @@ impl Site {
             next: AtomicPtr::new(ptr::null_mut()),
             stats: [const { OnceLock::new() }; 4],
             max_queries: 0,
+            span_site: None,
             total: AtomicU64::new(0),
         }
     }
 
+    /// The site named `name` of kind `kind`, created at run time on first use (for scopes whose name is only
+    /// known at run time, such as the routes of the tower layer). Keep names few: each one is kept for the
+    /// life of the process, like a static site.
+    pub(crate) fn dynamic(kind: Kind, name: &str, span_site: &'static Site) -> &'static Site {
+        type Registry = std::sync::RwLock<std::collections::HashMap<(Kind, Box<str>), &'static Site>>;
+        static DYNAMIC: OnceLock<Registry> = OnceLock::new();
+        let registry = DYNAMIC.get_or_init(Default::default);
+        let key = (kind, Box::<str>::from(name));
+        if let Some(site) = registry.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return site;
+        }
+        let mut sites = registry.write().unwrap_or_else(|p| p.into_inner());
+        sites.entry(key).or_insert_with(|| {
+            let name: &'static str = Box::leak(Box::from(name));
+            let mut site = Site::new(
+                span_site,
+                kind,
+                name,
+                span_site.meta.name(),
+                *span_site.meta.level(),
+                &[],
+                span_site.module_path(),
+                span_site.file(),
+                span_site.line(),
+            );
+            site.span_site = Some(span_site);
+            Box::leak(Box::new(site))
+        })
+    }
     /// Used by `#[observe(max_queries = N)]`; not public API.
     #[doc(hidden)]
     pub const fn with_max_queries(mut self, max_queries: u32) -> Site {
@@ -330,13 +368,32 @@ impl Site {
                 Err(actual) => head = actual,
             }
         }
-        tracing_core::callsite::register(self);
+        match self.span_site {
+            // A run-time site opens the span of its static span site, which registers as a callsite instead.
+            Some(span_site) => span_site.register_callsite(),
+            None => tracing_core::callsite::register(self),
+        }
         self.state.store(REGISTERED, Ordering::Release);
+    }
+
+    /// Registers a site used only for its span (by run-time sites) as a tracing callsite, once; it is not
+    /// listed in [`sites()`].
+    fn register_callsite(&'static self) {
+        if self
+            .state
+            .compare_exchange(UNREGISTERED, REGISTERED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            tracing_core::callsite::register(self);
+        }
     }
 
     /// Whether the current subscriber wants this site's span (the same check `tracing::span!` makes).
     #[inline]
     pub(crate) fn span_enabled(&'static self) -> bool {
+        if let Some(span_site) = self.span_site {
+            return span_site.span_enabled();
+        }
         if *self.meta.level() > tracing_core::LevelFilter::current() {
             return false;
         }
@@ -353,11 +410,13 @@ impl Site {
     }
 
     #[inline]
-    pub(crate) fn record(&self, outcome: Outcome, nanos: u64, queries: u32, query_nanos: u64) {
+    pub(crate) fn record(&self, outcome: Outcome, nanos: u64, work: &crate::query::QueryState) {
         let stats = self.stats(outcome);
         stats.duration.record(nanos);
-        stats.queries.record(u64::from(queries));
-        stats.query_time.record(query_nanos);
+        stats.queries.record(u64::from(work.count.get()));
+        stats.query_time.record(work.nanos.get());
+        stats.http_calls.record(u64::from(work.http_calls.get()));
+        stats.http_time.record(work.http_nanos.get());
         self.total.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -367,7 +426,10 @@ impl Site {
     }
 
     pub(crate) fn span_metadata(&'static self) -> &'static Metadata<'static> {
-        &self.meta
+        match self.span_site {
+            Some(span_site) => &span_site.meta,
+            None => &self.meta,
+        }
     }
 }
 
@@ -405,7 +467,7 @@ static SITES: AtomicPtr<Site> = AtomicPtr::new(ptr::null_mut());
 /// subscriber registers a callsite or a scope span is created under a layer that asks).
 #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
 pub(crate) fn is_scope_span(meta: &Metadata<'_>) -> bool {
-    sites().any(|site| ptr::eq(&site.meta, meta))
+    sites().any(|site| ptr::eq(site.span_metadata(), meta))
 }
 
 /// Every observed function that has run at least once in this process, most recently registered first.

@@ -1,0 +1,362 @@
+//! HTTP in: a tower [`Layer`] that makes every request a `handler` scope, named by its route, with the trace ID
+//! taken from the request (or a fresh one) and returned on the response.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//!
+//! async fn get_order() -> &'static str {
+//!     tracing::info!("this line carries the request's trace ID");
+//!     "order"
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/orders/{id}", get(get_order))
+//!     .route_layer(observe::tower::ObserveLayer::new());
+//! ```
+//!
+//! - **Name**: the matched route (`GET /orders/{id}`, from axum's `MatchedPath` with the `axum` feature, or
+//!   your own [`ObserveLayer::route_name`]), never the raw URI: a metric tag must have few values. Add the layer
+//!   with `route_layer` so that the route is known; requests that match no route are one scope, `unmatched`.
+//! - **Trace ID in**: from `traceparent` (strict W3C rules), else `X-Request-ID` (1 to 128 characters of
+//!   `[A-Za-z0-9._-]`; a 32-hex or UUID value is the trace ID itself, anything else is hashed to one, the same
+//!   in every service). A header that breaks the rules is ignored (never logged, counted in
+//!   [`Diagnostics::rejected_trace_headers`](crate::Diagnostics)) and a fresh ID generated. Whether to trust
+//!   each header is a setting; both are trusted by default.
+//! - **Trace ID out**: `X-Request-ID` (the caller's, when it sent a valid one; else the trace ID), and
+//!   `traceresponse` and `traceparent` with the trace ID, this request's span ID and the caller's flags.
+//! - **Outcome**: `error` for a 5xx response or a service error, `panic`, `cancelled` when the client goes away
+//!   before the response is ready, `ok` otherwise.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::scope::Scope;
+use crate::site::{Kind, Outcome, Site};
+use crate::trace_id::TraceId;
+use crate::w3c::{trace_id_from_request_id, valid_request_id, SpanId, TraceParent};
+
+static HTTP_SPAN: Site = Site::new(
+    &HTTP_SPAN,
+    Kind::Handler,
+    "observe::http",
+    "http.request",
+    tracing::Level::DEBUG,
+    &[],
+    "observe::tower",
+    file!(),
+    line!(),
+);
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+
+type RouteName = dyn Fn(&http::Extensions) -> Option<String> + Send + Sync;
+
+/// The tower layer. See the module documentation.
+///
+/// ```
+/// let layer = observe::tower::ObserveLayer::new().trust_request_id(false);
+/// # drop(layer);
+/// ```
+#[derive(Clone)]
+pub struct ObserveLayer {
+    trust_traceparent: bool,
+    trust_request_id: bool,
+    route_name: Option<Arc<RouteName>>,
+}
+
+impl Default for ObserveLayer {
+    fn default() -> Self {
+        ObserveLayer::new()
+    }
+}
+
+impl ObserveLayer {
+    /// The layer with the defaults: both incoming headers trusted, routes named by axum's `MatchedPath` (with
+    /// the `axum` feature).
+    ///
+    /// ```
+    /// let layer = observe::tower::ObserveLayer::new();
+    /// # drop(layer);
+    /// ```
+    pub fn new() -> ObserveLayer {
+        ObserveLayer {
+            trust_traceparent: true,
+            trust_request_id: true,
+            route_name: None,
+        }
+    }
+
+    /// Whether to continue the trace of an incoming `traceparent` (default `true`). Turn it off at the edge of
+    /// your system if callers outside it should not choose your trace IDs.
+    ///
+    /// ```
+    /// let layer = observe::tower::ObserveLayer::new().trust_traceparent(false);
+    /// # drop(layer);
+    /// ```
+    pub fn trust_traceparent(mut self, trust: bool) -> ObserveLayer {
+        self.trust_traceparent = trust;
+        self
+    }
+
+    /// Whether to take the trace ID from an incoming `X-Request-ID` (default `true`).
+    ///
+    /// ```
+    /// let layer = observe::tower::ObserveLayer::new().trust_request_id(false);
+    /// # drop(layer);
+    /// ```
+    pub fn trust_request_id(mut self, trust: bool) -> ObserveLayer {
+        self.trust_request_id = trust;
+        self
+    }
+
+    /// How to name a request's route from its extensions, for routers other than axum. Return `None` for a
+    /// request that matched no route. The name must come from your route table, never from the URI.
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct Route(&'static str);
+    /// let layer = observe::tower::ObserveLayer::new()
+    ///     .route_name(|extensions| extensions.get::<Route>().map(|r| r.0.to_owned()));
+    /// # drop(layer);
+    /// ```
+    pub fn route_name<F>(mut self, name: F) -> ObserveLayer
+    where
+        F: Fn(&http::Extensions) -> Option<String> + Send + Sync + 'static,
+    {
+        self.route_name = Some(Arc::new(name));
+        self
+    }
+
+    fn route_of(&self, extensions: &http::Extensions) -> Option<String> {
+        if let Some(name) = &self.route_name {
+            return name(extensions);
+        }
+        #[cfg(feature = "axum")]
+        if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
+            return Some(path.as_str().to_owned());
+        }
+        None
+    }
+
+    /// The trace ID, W3C flags and request ID to echo, from the request's headers.
+    fn incoming(&self, headers: &HeaderMap) -> Incoming {
+        if self.trust_traceparent {
+            let mut values = headers.get_all(TRACEPARENT).iter();
+            if let Some(first) = values.next() {
+                let parsed = if values.next().is_some() {
+                    None // Several traceparent headers: ambiguous, so invalid.
+                } else {
+                    first.to_str().ok().and_then(TraceParent::parse)
+                };
+                match parsed {
+                    Some(parent) => {
+                        return Incoming {
+                            trace_id: parent.trace_id,
+                            flags: parent.flags,
+                            request_id: self.request_id(headers).map(|(value, _)| value),
+                        }
+                    }
+                    None => rejected(),
+                }
+            }
+        }
+        if let Some((value, trace_id)) = self.request_id(headers) {
+            return Incoming {
+                trace_id,
+                flags: 1,
+                request_id: Some(value),
+            };
+        }
+        Incoming {
+            trace_id: TraceId::generate(),
+            flags: 1,
+            request_id: None,
+        }
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> Option<(HeaderValue, TraceId)> {
+        if !self.trust_request_id {
+            return None;
+        }
+        let mut values = headers.get_all(X_REQUEST_ID).iter();
+        let first = values.next()?;
+        let trace_id = if values.next().is_some() {
+            None
+        } else {
+            first
+                .to_str()
+                .ok()
+                .filter(|v| valid_request_id(v))
+                .and_then(trace_id_from_request_id)
+        };
+        match trace_id {
+            Some(trace_id) => Some((first.clone(), trace_id)),
+            None => {
+                rejected();
+                None
+            }
+        }
+    }
+}
+
+fn rejected() {
+    crate::metrics::COUNTERS
+        .rejected_headers
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+struct Incoming {
+    trace_id: TraceId,
+    flags: u8,
+    request_id: Option<HeaderValue>,
+}
+
+impl fmt::Debug for ObserveLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveLayer")
+            .field("trust_traceparent", &self.trust_traceparent)
+            .field("trust_request_id", &self.trust_request_id)
+            .field("route_name", &self.route_name.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = ObserveService<S>;
+
+    fn layer(&self, inner: S) -> ObserveService<S> {
+        ObserveService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service [`ObserveLayer`] wraps around yours.
+///
+/// ```
+/// use tower_layer::Layer;
+/// let handler = axum::routing::get(|| async { "ok" });
+/// let service = observe::tower::ObserveLayer::new().layer(handler);
+/// # drop(service);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ObserveService<S> {
+    inner: S,
+    layer: ObserveLayer,
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        // Extension methods come from the client: one bucket, never their text.
+        _ => "OTHER",
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ObserveService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let incoming = self.layer.incoming(request.headers());
+        let route = self.layer.route_of(request.extensions());
+        let name = match &route {
+            Some(route) => format!("{} {route}", method_name(request.method())),
+            None => "unmatched".to_owned(),
+        };
+        let site = Site::dynamic(Kind::Handler, &name, &HTTP_SPAN);
+        let mut scope = Scope::new(site);
+        scope.set_trace_id(incoming.trace_id);
+        let future = scope.in_scope(|| self.inner.call(request));
+        let span_id = SpanId::generate();
+        let traceresponse = TraceParent {
+            trace_id: incoming.trace_id,
+            parent_id: span_id,
+            flags: incoming.flags,
+        }
+        .to_string();
+        let request_id = incoming.request_id.unwrap_or_else(|| {
+            HeaderValue::from_str(&incoming.trace_id.to_string()).unwrap_or(HeaderValue::from_static("invalid"))
+        });
+        ObserveFuture {
+            scope,
+            future,
+            request_id,
+            traceresponse: HeaderValue::from_str(&traceresponse).ok(),
+        }
+    }
+}
+
+/// The response future of [`ObserveService`].
+pub struct ObserveFuture<F> {
+    scope: Scope,
+    future: F,
+    request_id: HeaderValue,
+    traceresponse: Option<HeaderValue>,
+}
+
+impl<F> fmt::Debug for ObserveFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned and never moved out; the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let poll = this.scope.in_scope(|| future.poll(cx));
+        let Poll::Ready(result) = poll else {
+            return Poll::Pending;
+        };
+        let outcome = match &result {
+            Ok(response) if response.status().is_server_error() => Outcome::Error,
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Error,
+        };
+        this.scope.end(outcome);
+        Poll::Ready(result.map(|mut response| {
+            let headers = response.headers_mut();
+            headers.insert(X_REQUEST_ID, this.request_id.clone());
+            if let Some(value) = &this.traceresponse {
+                headers.insert(TRACERESPONSE, value.clone());
+                headers.insert(TRACEPARENT, value.clone());
+            }
+            response
+        }))
+    }
+}
