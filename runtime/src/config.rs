@@ -64,14 +64,14 @@ impl Default for Config {
     fn default() -> Config {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let destination = if let Some(addr) = env("OBSERVE_STATSD_ADDR") {
-            parse_destination(&addr).map_err(|e| e.from_variable("OBSERVE_STATSD_ADDR"))
+            parse_destination(&addr).map_err(|e| e.naming("OBSERVE_STATSD_ADDR"))
         } else if let Some(socket) = env("DD_DOGSTATSD_SOCKET") {
             parse_destination(&format!("unix://{socket}"))
-                .map_err(|e| e.from_variable("DD_DOGSTATSD_SOCKET"))
+                .map_err(|e| e.naming("DD_DOGSTATSD_SOCKET"))
         } else if let Some(host) = env("DD_AGENT_HOST") {
             let port = env("DD_DOGSTATSD_PORT").unwrap_or_else(|| "8125".to_owned());
             parse_destination(&format_host_port(&host, &port))
-                .map_err(|e| e.from_variable("DD_AGENT_HOST/DD_DOGSTATSD_PORT"))
+                .map_err(|e| e.naming("DD_AGENT_HOST/DD_DOGSTATSD_PORT"))
         } else {
             Ok(Destination::Udp("127.0.0.1:8125".to_owned()))
         };
@@ -347,10 +347,10 @@ impl Config {
         let interval = self.flush_interval;
         let flusher = std::thread::Builder::new()
             .name("observe-flusher".to_owned())
-            .spawn(move || loop {
-                match stopped.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => flush(),
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            .spawn(move || {
+                // Until the guard says stop (or is gone): flush at every interval.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    flush();
                 }
             })
             .map_err(|e| InitError::io("starting the flusher thread", e))?;
@@ -485,7 +485,7 @@ impl InitError {
         }
     }
 
-    fn from_variable(mut self, variable: &str) -> InitError {
+    fn naming(mut self, variable: &str) -> InitError {
         self.message = format!("{} (from {variable})", self.message);
         self
     }

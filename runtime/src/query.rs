@@ -56,6 +56,9 @@ struct Entry {
     reported: bool,
 }
 
+/// A fingerprint over the N+1 threshold: `(hash, normalised text)`.
+type Flagged = (u64, String);
+
 /// What one execution gathered about its queries. Lives in the scope's frame; no allocation unless an N+1
 /// pattern is found (then the fingerprint's text is kept for the warning).
 #[derive(Default)]
@@ -66,8 +69,8 @@ pub(crate) struct QueryState {
     pub(crate) http_calls: Cell<u32>,
     pub(crate) http_nanos: Cell<u64>,
     entries: [Cell<Entry>; TRACKED],
-    /// Fingerprints over the threshold, with their text: `(hash, text)`.
-    flagged: Cell<Option<Box<Vec<(u64, String)>>>>,
+    /// Fingerprints over the threshold, with their text.
+    flagged: Cell<Vec<Flagged>>,
 }
 
 impl QueryState {
@@ -91,17 +94,15 @@ impl QueryState {
 
     #[cold]
     fn flag(&self, hash: u64, statement: &str) {
-        let mut flagged = self.flagged.take().unwrap_or_default();
+        let mut flagged = self.flagged.take();
         flagged.push((hash, fingerprint(statement)));
-        self.flagged.set(Some(flagged));
+        self.flagged.set(flagged);
     }
 
     /// The N+1 fingerprints not already reported by a nested scope: `(hash, text, count)`.
     pub(crate) fn take_n_plus_one(&self) -> Vec<(u64, String, u32)> {
-        let Some(flagged) = self.flagged.take() else {
-            return Vec::new();
-        };
-        flagged
+        self.flagged
+            .take()
             .into_iter()
             .filter_map(|(hash, text)| {
                 let entry = self.entries.iter().map(Cell::get).find(|e| e.hash == hash)?;
@@ -111,9 +112,9 @@ impl QueryState {
     }
 
     pub(crate) fn has_flagged(&self) -> bool {
-        // `Cell<Option<Box<_>>>` cannot be peeked; take and put back (cold path only when set).
+        // A `Cell<Vec<_>>` cannot be peeked: take it and put it back (an empty Vec does not allocate).
         let flagged = self.flagged.take();
-        let has = flagged.is_some();
+        let has = !flagged.is_empty();
         self.flagged.set(flagged);
         has
     }

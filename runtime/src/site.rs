@@ -214,6 +214,7 @@ impl Site {
     /// The site named `name` of kind `kind`, created at run time on first use (for scopes whose name is only
     /// known at run time, such as the routes of the tower layer). Keep names few: each one is kept for the
     /// life of the process, like a static site.
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn dynamic(kind: Kind, name: &str, span_site: &'static Site) -> &'static Site {
         type Registry = std::sync::RwLock<std::collections::HashMap<(Kind, Box<str>), &'static Site>>;
         static DYNAMIC: OnceLock<Registry> = OnceLock::new();

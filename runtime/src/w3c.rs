@@ -207,11 +207,21 @@ pub fn trace_id_from_request_id(value: &str) -> Option<TraceId> {
             return Some(id);
         }
     }
-    // FNV-1a, twice with different offsets, for 128 bits.
+    // FNV-1a, twice with different offsets, for 128 bits; each half finished with MurmurHash3's fmix64 so
+    // that similar request IDs (`checkout-1`, `checkout-2`) give trace IDs that do not look alike.
+    let fmix = |mut h: u64| {
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    };
     let hash = |offset: u64| {
-        value
-            .bytes()
-            .fold(offset, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+        fmix(
+            value
+                .bytes()
+                .fold(offset, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)),
+        )
     };
     let value = (u128::from(hash(0xcbf2_9ce4_8422_2325)) << 64) | u128::from(hash(0x6c62_272e_07bb_0142));
     TraceId::from_u128(value).or(TraceId::from_u128(1))

@@ -13,7 +13,7 @@ struct NotFound;
 async fn get_order(id: u64) -> Result<u64, NotFound> {
     tokio::time::sleep(Duration::from_millis(1)).await;
     load_price(id).await;
-    if id % 5 == 0 {
+    if id.is_multiple_of(5) {
         return Err(NotFound);
     }
     Ok(id)

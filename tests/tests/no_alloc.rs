@@ -37,7 +37,7 @@ static GLOBAL: Counting = Counting;
 
 #[observe(handler)]
 fn handler(x: u64) -> Result<u64, u64> {
-    if x % 7 == 0 {
+    if x.is_multiple_of(7) {
         Err(child(x))
     } else {
         Ok(child(x))

@@ -44,9 +44,11 @@ pub fn instrument(conn: &rusqlite::Connection) {
 /// Bounded: the oldest entry gives way.
 const RUNNING: usize = 16;
 
+/// A ring of `(hash of the SQL text, start)` and the index of the next slot.
+type Started = ([(u64, Option<Instant>); RUNNING], usize);
+
 thread_local! {
-    static STARTED: RefCell<([(u64, Option<Instant>); RUNNING], usize)> =
-        const { RefCell::new(([(0, None); RUNNING], 0)) };
+    static STARTED: RefCell<Started> = const { RefCell::new(([(0, None); RUNNING], 0)) };
 }
 
 fn text_hash(sql: &str) -> u64 {
