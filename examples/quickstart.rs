@@ -83,11 +83,17 @@ fn main() -> anyhow::Result<()> {
     while let Ok(n) = agent.recv(&mut buffer) {
         lines.extend(String::from_utf8_lossy(&buffer[..n]).lines().map(str::to_owned));
     }
-    println!("\n{} metric lines received by the local agent, for example:", lines.len());
+    println!(
+        "\n{} metric lines received by the local agent, for example:",
+        lines.len()
+    );
     for line in lines.iter().filter(|l| l.contains("get_order")).take(3) {
         println!("  {line}");
     }
-    println!("\n{:<32} {:>9} {:>6} {:>10} {:>10}", "scope", "outcome", "calls", "mean ms", "max ms");
+    println!(
+        "\n{:<32} {:>9} {:>6} {:>10} {:>10}",
+        "scope", "outcome", "calls", "mean ms", "max ms"
+    );
     for row in summarize(&lines) {
         println!(
             "{:<32} {:>9} {:>6} {:>10.3} {:>10.3}",
@@ -110,7 +116,9 @@ fn summarize(lines: &[String]) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut weights: Vec<f64> = Vec::new();
     for line in lines {
-        let Some((name, rest)) = line.split_once(':') else { continue };
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
         let mut parts = rest.split('|');
         let value: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
         let (mut rate, mut scope, mut outcome) = (1.0, String::new(), String::new());
@@ -130,7 +138,13 @@ fn summarize(lines: &[String]) -> Vec<Row> {
         let index = match rows.iter().position(|r| r.scope == scope && r.outcome == outcome) {
             Some(i) => i,
             None => {
-                rows.push(Row { scope, outcome, calls: 0, mean_ms: 0.0, max_ms: 0.0 });
+                rows.push(Row {
+                    scope,
+                    outcome,
+                    calls: 0,
+                    mean_ms: 0.0,
+                    max_ms: 0.0,
+                });
                 weights.push(0.0);
                 rows.len() - 1
             }

@@ -1,8 +1,9 @@
 //! Recognising how a function produces its result: `async fn`, `fn -> impl Future`, the shape
 //! `#[async_trait]` leaves behind, or a plain synchronous body.
 
-use proc_macro2::TokenStream;
-use quote::quote;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote_spanned;
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Block, Expr, ReturnType, Signature, Stmt, Type, TypeImplTrait};
 
@@ -12,10 +13,7 @@ pub(crate) enum Shape {
     /// `fn .. -> impl Future<..>`: the scope starts at the call and ends when the future completes.
     ReturnsFuture,
     /// What `#[async_trait]` generates: `Box::pin(async move { .. })` as the last expression.
-    AsyncTrait {
-        prefix: Vec<Stmt>,
-        future: Expr,
-    },
+    AsyncTrait { prefix: Vec<Stmt>, future: Expr },
     /// Anything else.
     Sync,
 }
@@ -44,12 +42,7 @@ fn async_trait_future(block: &Block) -> Option<Expr> {
     let Expr::Path(path) = &*call.func else {
         return None;
     };
-    let segments: Vec<String> = path
-        .path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
+    let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
     let is_box_pin = segments.ends_with(&["Box".to_owned(), "pin".to_owned()]);
     if !is_box_pin || call.args.len() != 1 {
         return None;
@@ -92,7 +85,11 @@ pub(crate) fn typed_fake_return(output: &ReturnType) -> TokenStream {
     if contains_impl_trait(ty) || matches!(**ty, Type::Never(_)) {
         return TokenStream::new();
     }
-    quote! {
+    // Spanned at the declared type: a body of the wrong type gets "return type inferred to be `T` here"
+    // pointing at the signature, not at the attribute.
+    let span = ty.span();
+    let unreachable = Ident::new("observe_unreachable", Span::mixed_site().located_at(span));
+    quote_spanned! {span=>
         #[allow(
             unknown_lints,
             unreachable_code,
@@ -102,8 +99,8 @@ pub(crate) fn typed_fake_return(output: &ReturnType) -> TokenStream {
             clippy::needless_return
         )]
         if false {
-            let observe_unreachable: #ty = loop {};
-            return observe_unreachable;
+            let #unreachable: #ty = loop {};
+            return #unreachable;
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Code generation for `#[observe]` on a function.
 //!
-//! The generated code only names the runtime through `<crate>::__private`, keeps the user's tokens (and so
-//! their spans, for type errors) intact, and uses hygienic (`mixed_site`) names for its own locals so that
-//! they can neither clash with nor be seen by the user's code.
+//! The generated code only names the runtime through `<crate>::__private`, imported once at the top of the
+//! function as `__observe_private`; keeps the user's tokens (and so their spans, for type errors) intact; and
+//! uses hygienic (`mixed_site`) names for its own locals so that they can neither clash with nor be seen by
+//! the user's code.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
@@ -32,7 +33,25 @@ impl Names {
 
 /// Checks the function against the arguments; every problem is returned.
 pub(crate) fn validate(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
+    // In source order: the attribute's arguments first, then the signature.
     let mut errors = Vec::new();
+    for field in &args.fields {
+        if !has_argument(item, field) {
+            let arguments = argument_names(item);
+            let hint = if arguments.is_empty() {
+                format!("`{}` takes no arguments", item.sig.ident)
+            } else {
+                format!("its arguments are {}", arguments.join(", "))
+            };
+            errors.push(syn::Error::new(
+                field.span(),
+                format!(
+                    "`{field}` is not an argument of `{}`: fields(..) lists arguments to record; {hint}",
+                    item.sig.ident
+                ),
+            ));
+        }
+    }
     if let Some(constness) = &item.sig.constness {
         errors.push(syn::Error::new(
             constness.span(),
@@ -45,18 +64,22 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
             "#[observe] cannot be used on a variadic function",
         ));
     }
-    for field in &args.fields {
-        if !has_argument(item, field) {
-            errors.push(syn::Error::new(
-                field.span(),
-                format!(
-                    "`{field}` is not an argument of `{}`; fields(..) lists argument names to record",
-                    item.sig.ident
-                ),
-            ));
-        }
-    }
     errors
+}
+
+/// The arguments `fields(..)` can name, quoted for an error message.
+fn argument_names(item: &ItemFn) -> Vec<String> {
+    item.sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Receiver(_) => Some("`self`".to_owned()),
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(p) => Some(format!("`{}`", p.ident)),
+                _ => None,
+            },
+        })
+        .collect()
 }
 
 fn has_argument(item: &ItemFn, name: &Ident) -> bool {
@@ -70,13 +93,10 @@ fn has_argument(item: &ItemFn, name: &Ident) -> bool {
 pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
     let names = Names::new();
     let krate = args.krate();
-    let private = quote!(#krate::__private);
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = item;
+    // One `use` of the runtime: a wrong `crate = path` is one error, at the path, and the rest reads short.
+    let private = Ident::new("__observe_private", Span::call_site());
+    let private = quote!(#private);
+    let ItemFn { attrs, vis, sig, block } = item;
 
     let site = site_static(args, &sig.ident, &private);
     let scope = &names.scope;
@@ -145,6 +165,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            use #krate::__private as #private;
             #site
             #body
         }
@@ -186,8 +207,14 @@ fn record_fields(args: &Args, names: &Names, private: &TokenStream) -> TokenStre
     let scope = &names.scope;
     let records = args.fields.iter().map(|field| {
         let name = field.to_string();
-        // Spanned at the user's field name: a missing `Debug` impl points there.
-        quote_spanned!(field.span()=> #scope.record_field(#name, &#private::debug(&#field));)
+        // Located at the user's field name (hygiene unchanged), and the value coerced to `&dyn Debug` at the
+        // argument: a missing `Debug` impl is one error, pointing at the field in the attribute.
+        let span = field.span();
+        let scope = Ident::new(&scope.to_string(), scope.span().located_at(span));
+        let private = located_at(private.clone(), span);
+        quote_spanned! {span=>
+            #scope.record_field(#name, &#private::debug::<&dyn ::core::fmt::Debug>(&#field));
+        }
     });
     quote! {
         if #scope.span_enabled() {
@@ -226,6 +253,23 @@ fn closure_output(output: &ReturnType) -> TokenStream {
         }
         _ => TokenStream::new(),
     }
+}
+
+/// `tokens` with every span moved to `span`'s location, keeping their hygiene: errors in them point there.
+fn located_at(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner = Group::new(group.delimiter(), located_at(group.stream(), span));
+                inner.set_span(group.span().located_at(span));
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(token.span().located_at(span));
+            }
+            token
+        })
+        .collect()
 }
 
 fn is_never(ty: &Type) -> bool {

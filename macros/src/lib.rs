@@ -2,10 +2,13 @@
 //! re-exports the macro and holds the runtime the generated code calls.
 
 use proc_macro::TokenStream;
+use quote::ToTokens;
 
 mod args;
 mod asyncness;
 mod expand;
+#[cfg(test)]
+mod tests;
 
 /// Observes every call of a function as a scope: trace ID in every log line, duration and outcome metrics.
 ///
@@ -15,28 +18,74 @@ pub fn observe(args: TokenStream, item: TokenStream) -> TokenStream {
     observe_impl(args.into(), item.into()).into()
 }
 
+/// The whole macro on `proc_macro2` tokens, so that it can run outside of a compiler (snapshot tests).
 fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let parsed_args = syn::parse2::<args::Args>(args);
-    let function = match syn::parse2::<syn::ItemFn>(item.clone()) {
+    let args = syn::parse2::<args::Args>(args).unwrap_or_else(|err| args::Args {
+        errors: vec![err],
+        ..args::Args::default()
+    });
+    let mut errors = args.errors.clone();
+    let function = match parse_function(&item) {
         Ok(function) => function,
-        Err(_) => {
-            let err = syn::Error::new_spanned(
-                &item,
-                "#[observe] goes on a function (`fn` or `async fn`, free or in an `impl`)",
-            );
-            return with_errors(item, [err]);
+        Err(err) => {
+            errors.push(err);
+            return with_errors(item, errors);
         }
     };
-    let args = match parsed_args {
-        Ok(args) => args,
-        Err(err) => return with_errors(item, [err]),
-    };
-    let mut errors = args.errors.clone();
     errors.extend(expand::validate(&args, &function));
     if !errors.is_empty() {
         return with_errors(item, errors);
     }
     expand::expand(&args, function)
+}
+
+const GOES_ON: &str = "#[observe] goes on functions (`fn` or `async fn`, free or in an `impl` block)";
+
+/// The annotated function, or an error spanned at what the attribute was put on instead.
+fn parse_function(item: &proc_macro2::TokenStream) -> syn::Result<syn::ItemFn> {
+    use syn::Item;
+
+    let parsed = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => return Ok(function),
+        Ok(parsed) => parsed,
+        Err(_) => Item::Verbatim(item.clone()),
+    };
+    // Spanned from the item's keyword to its name: the attributes and body are not the problem.
+    let (what, span) = match &parsed {
+        Item::Struct(i) => ("a struct", pair(&i.struct_token, &i.ident)),
+        Item::Enum(i) => ("an enum", pair(&i.enum_token, &i.ident)),
+        Item::Union(i) => ("a union", pair(&i.union_token, &i.ident)),
+        Item::Trait(i) => ("a trait", pair(&i.trait_token, &i.ident)),
+        Item::Impl(i) => ("an `impl` block", pair(&i.impl_token, &i.self_ty)),
+        Item::Mod(i) => ("a module", pair(&i.mod_token, &i.ident)),
+        Item::Const(i) => ("a constant", pair(&i.const_token, &i.ident)),
+        Item::Static(i) => ("a static", pair(&i.static_token, &i.ident)),
+        Item::Type(i) => ("a type alias", pair(&i.type_token, &i.ident)),
+        Item::Use(i) => ("a `use` declaration", i.use_token.to_token_stream()),
+        Item::ForeignMod(i) => ("an `extern` block", i.abi.to_token_stream()),
+        Item::Macro(i) => ("a macro", i.mac.path.to_token_stream()),
+        _ => {
+            // A function without a body (a trait method declaration, a foreign function).
+            if let Ok(method) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+                let sig = &method.sig;
+                return Err(syn::Error::new_spanned(
+                    pair(&sig.fn_token, &sig.ident),
+                    "#[observe] needs a function body; on a trait method declaration, put it on the \
+                     implementations instead",
+                ));
+            }
+            let first = item.clone().into_iter().next();
+            return Err(syn::Error::new_spanned(first, GOES_ON));
+        }
+    };
+    Err(syn::Error::new_spanned(span, format!("{GOES_ON}, not on {what}")))
+}
+
+/// Two tokens side by side: an error spanned over both covers the range from the first to the second.
+fn pair(first: &impl ToTokens, second: &impl ToTokens) -> proc_macro2::TokenStream {
+    let mut tokens = first.to_token_stream();
+    second.to_tokens(&mut tokens);
+    tokens
 }
 
 /// The original item, untouched (so the IDE keeps working), followed by every error.

@@ -66,37 +66,25 @@ impl Default for Config {
         let destination = if let Some(addr) = env("OBSERVE_STATSD_ADDR") {
             parse_destination(&addr).map_err(|e| e.naming("OBSERVE_STATSD_ADDR"))
         } else if let Some(socket) = env("DD_DOGSTATSD_SOCKET") {
-            parse_destination(&format!("unix://{socket}"))
-                .map_err(|e| e.naming("DD_DOGSTATSD_SOCKET"))
+            parse_destination(&format!("unix://{socket}")).map_err(|e| e.naming("DD_DOGSTATSD_SOCKET"))
         } else if let Some(host) = env("DD_AGENT_HOST") {
             let port = env("DD_DOGSTATSD_PORT").unwrap_or_else(|| "8125".to_owned());
-            parse_destination(&format_host_port(&host, &port))
-                .map_err(|e| e.naming("DD_AGENT_HOST/DD_DOGSTATSD_PORT"))
+            parse_destination(&format_host_port(&host, &port)).map_err(|e| e.naming("DD_AGENT_HOST/DD_DOGSTATSD_PORT"))
         } else {
             Ok(Destination::Udp("127.0.0.1:8125".to_owned()))
         };
         let flavor = match env("OBSERVE_STATSD_FLAVOR") {
             None => Ok(Flavor::DogStatsd),
-            Some(text) => Flavor::parse(&text).ok_or_else(|| {
-                InitError::invalid(
-                    "OBSERVE_STATSD_FLAVOR",
-                    &text,
-                    "expected `dogstatsd` or `statsd`",
-                )
-            }),
+            Some(text) => Flavor::parse(&text)
+                .ok_or_else(|| InitError::invalid("OBSERVE_STATSD_FLAVOR", &text, "expected `dogstatsd` or `statsd`")),
         };
         let log_format = match env("OBSERVE_LOG") {
             None => Ok(LogFormat::Pretty),
-            Some(text) => LogFormat::parse(&text).ok_or_else(|| {
-                InitError::invalid("OBSERVE_LOG", &text, "expected `pretty` or `json`")
-            }),
+            Some(text) => LogFormat::parse(&text)
+                .ok_or_else(|| InitError::invalid("OBSERVE_LOG", &text, "expected `pretty` or `json`")),
         };
         let mut tags = Vec::new();
-        for (variable, tag) in [
-            ("DD_SERVICE", "service"),
-            ("DD_ENV", "env"),
-            ("DD_VERSION", "version"),
-        ] {
+        for (variable, tag) in [("DD_SERVICE", "service"), ("DD_ENV", "env"), ("DD_VERSION", "version")] {
             if let Some(value) = env(variable) {
                 tags.push((tag.to_owned(), value));
             }
@@ -326,12 +314,11 @@ impl Config {
             };
             // The filter belongs to the log output only: other layers (the sqlx query counter) see what they
             // ask for whatever RUST_LOG says.
-            let subscriber = tracing_subscriber::registry()
-                .with(layer_with(log_format, writer, ansi).with_filter(filter));
+            let subscriber =
+                tracing_subscriber::registry().with(layer_with(log_format, writer, ansi).with_filter(filter));
             #[cfg(feature = "sqlx")]
             let subscriber = subscriber.with(crate::sqlx::layer());
-            tracing::subscriber::set_global_default(subscriber)
-                .map_err(|_| InitError::subscriber_already_set())?;
+            tracing::subscriber::set_global_default(subscriber).map_err(|_| InitError::subscriber_already_set())?;
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.
             let _ = tracing_log::LogTracer::init();
         }

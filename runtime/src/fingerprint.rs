@@ -157,7 +157,10 @@ impl<'a> Iterator for Tokens<'a> {
                 take_while(&mut self.pos, &ident);
                 Kind::Value
             }
-            b':' if bytes.get(start + 1).is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') => {
+            b':' if bytes
+                .get(start + 1)
+                .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') =>
+            {
                 self.pos += 1;
                 take_while(&mut self.pos, &ident);
                 Kind::Value
@@ -319,11 +322,23 @@ mod tests {
         for (sql, expected) in [
             ("SELECT * FROM t WHERE id = 7", "SELECT * FROM t WHERE id = ?"),
             ("select * from t where id = $1", "select * from t where id = ?"),
-            ("SELECT * FROM t WHERE name = 'O''Brien' AND x = -3.5e2", "SELECT * FROM t WHERE name = ? AND x = ?"),
-            ("SELECT * FROM t WHERE a = :name AND b = @p1 AND c = ?", "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?"),
-            ("SELECT * FROM t WHERE flag = TRUE AND v IS NULL", "SELECT * FROM t WHERE flag = ? AND v IS ?"),
+            (
+                "SELECT * FROM t WHERE name = 'O''Brien' AND x = -3.5e2",
+                "SELECT * FROM t WHERE name = ? AND x = ?",
+            ),
+            (
+                "SELECT * FROM t WHERE a = :name AND b = @p1 AND c = ?",
+                "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?",
+            ),
+            (
+                "SELECT * FROM t WHERE flag = TRUE AND v IS NULL",
+                "SELECT * FROM t WHERE flag = ? AND v IS ?",
+            ),
             ("SELECT \"id\", `name` FROM \"t\"", "SELECT \"id\", `name` FROM \"t\""),
-            ("SELECT a::text FROM t -- trailing\n WHERE /* c */ b = 1", "SELECT a :: text FROM t WHERE b = ?"),
+            (
+                "SELECT a::text FROM t -- trailing\n WHERE /* c */ b = 1",
+                "SELECT a :: text FROM t WHERE b = ?",
+            ),
             ("SELECT t.id FROM t", "SELECT t.id FROM t"),
         ] {
             assert_eq!(fingerprint(sql), expected, "{sql}");
@@ -336,7 +351,10 @@ mod tests {
             fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3, 4)"),
             fingerprint("SELECT * FROM t WHERE id in ($1,$2)")
         );
-        assert_eq!(fingerprint("SELECT * FROM t WHERE id IN (1, 2)"), "SELECT * FROM t WHERE id IN (...)");
+        assert_eq!(
+            fingerprint("SELECT * FROM t WHERE id IN (1, 2)"),
+            "SELECT * FROM t WHERE id IN (...)"
+        );
         assert_eq!(
             fingerprint("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')"),
             "INSERT INTO t (a, b) VALUES (...)"
@@ -355,7 +373,10 @@ mod tests {
     #[test]
     fn hash_agrees_with_text() {
         let pairs = [
-            ("SELECT * FROM items WHERE order_id = 1", "SELECT *   FROM items WHERE order_id = 99"),
+            (
+                "SELECT * FROM items WHERE order_id = 1",
+                "SELECT *   FROM items WHERE order_id = 99",
+            ),
             ("SELECT * FROM t WHERE id IN (1,2,3)", "SELECT * FROM t WHERE id IN (4)"),
         ];
         for (a, b) in pairs {
@@ -367,7 +388,26 @@ mod tests {
 
     #[test]
     fn hostile_input_does_not_panic() {
-        for sql in ["", "'", "\"", "/*", "--", "(", ")", "IN (", "VALUES (1,", "é€😀", "$", "?", ":", "@", ".", ". 5", "IN ((1))", "''''"] {
+        for sql in [
+            "",
+            "'",
+            "\"",
+            "/*",
+            "--",
+            "(",
+            ")",
+            "IN (",
+            "VALUES (1,",
+            "é€😀",
+            "$",
+            "?",
+            ":",
+            "@",
+            ".",
+            ". 5",
+            "IN ((1))",
+            "''''",
+        ] {
             let _ = fingerprint(sql);
             let _ = hash(sql);
         }

@@ -57,15 +57,15 @@ mod w3c;
 #[cfg(feature = "diesel")]
 #[path = "integrations/diesel.rs"]
 pub mod diesel;
+#[cfg(feature = "reqwest")]
+#[path = "integrations/reqwest.rs"]
+pub mod reqwest;
 #[cfg(feature = "rusqlite")]
 #[path = "integrations/rusqlite.rs"]
 pub mod rusqlite;
 #[cfg(feature = "sqlx")]
 #[path = "integrations/sqlx.rs"]
 pub mod sqlx;
-#[cfg(feature = "reqwest")]
-#[path = "integrations/reqwest.rs"]
-pub mod reqwest;
 #[cfg(feature = "tower")]
 #[path = "integrations/tower.rs"]
 pub mod tower;
@@ -77,11 +77,11 @@ pub mod __private;
 pub use config::{flush, init, Config, Guard, InitError};
 pub use logs::{layer, EventFormat, LogFormat};
 pub use metrics::{diagnostics, Diagnostics, Flavor};
-pub use scope::current_trace_id;
-pub use site::{sites, Kind, Outcome, Site};
 pub use propagate::{resume, thread, Carrier, FutureExt, ParseCarrierError, TraceContext, WithContext};
 #[cfg(feature = "tokio")]
 pub use propagate::{spawn, spawn_blocking};
+pub use scope::current_trace_id;
+pub use site::{sites, Kind, Outcome, Site};
 pub use trace_id::{ParseTraceIdError, TraceId};
 pub use w3c::{trace_id_from_request_id, valid_request_id, SpanId, TraceParent, MAX_REQUEST_ID_LEN};
 

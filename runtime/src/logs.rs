@@ -89,12 +89,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         match self.format {
             LogFormat::Pretty => format_pretty(ctx, writer, event),
             LogFormat::Json => format_json(ctx, writer, event),
@@ -155,15 +150,7 @@ fn level_color(level: Level) -> &'static str {
 }
 
 /// Keys the JSON format writes itself; an event field with one of these names is written as `field.<name>`.
-const RESERVED: [&str; 7] = [
-    "timestamp",
-    "level",
-    "target",
-    "trace_id",
-    "scope",
-    "message",
-    "spans",
-];
+const RESERVED: [&str; 7] = ["timestamp", "level", "target", "trace_id", "scope", "message", "spans"];
 
 fn format_json<S, N>(ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result
 where

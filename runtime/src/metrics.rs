@@ -295,10 +295,9 @@ impl Emitter {
     ) -> io::Result<Emitter> {
         let sink = PacketSink::open(destination)?;
         let prefix = sanitize(prefix);
-        let mut builder = StatsdClient::builder(&prefix, sink.clone())
-            .with_error_handler(|_| {
-                // Send failures are counted by the sink, line by line; nothing else can fail here.
-            });
+        let mut builder = StatsdClient::builder(&prefix, sink.clone()).with_error_handler(|_| {
+            // Send failures are counted by the sink, line by line; nothing else can fail here.
+        });
         if flavor == Flavor::DogStatsd {
             for (key, value) in tags {
                 builder = builder.with_tag(sanitize(key), sanitize(value));
@@ -394,8 +393,14 @@ impl Emitter {
                     metric.send();
                 }
                 Flavor::Statsd => {
-                    let rate = if count > 1 { format!("|@{}", 1.0 / count as f64) } else { String::new() };
-                    let _ = self.sink.emit(&format!("{}.unscoped.query_time:{value}|ms{rate}", self.prefix));
+                    let rate = if count > 1 {
+                        format!("|@{}", 1.0 / count as f64)
+                    } else {
+                        String::new()
+                    };
+                    let _ = self
+                        .sink
+                        .emit(&format!("{}.unscoped.query_time:{value}|ms{rate}", self.prefix));
                 }
             }
         });

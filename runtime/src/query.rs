@@ -129,7 +129,6 @@ impl QueryState {
             }
         }
     }
-
 }
 
 /// Records one query that took `elapsed` into the current scope and every scope around it.

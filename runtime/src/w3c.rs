@@ -199,9 +199,13 @@ pub fn trace_id_from_request_id(value: &str) -> Option<TraceId> {
     }
     let hex: String = value.chars().filter(|c| *c != '-').collect();
     let is_uuid = value.len() == 36
-        && value
-            .char_indices()
-            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() });
+        && value.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
     if (value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())) || is_uuid {
         if let Some(id) = TraceId::parse_hex(&hex.to_ascii_lowercase()) {
             return Some(id);
@@ -290,7 +294,9 @@ mod tests {
             assert!(!valid_request_id(bad), "{bad:?}");
         }
         assert_eq!(
-            trace_id_from_request_id("4bf92f3577b34da6a3ce929d0e0e4736").unwrap().to_string(),
+            trace_id_from_request_id("4bf92f3577b34da6a3ce929d0e0e4736")
+                .unwrap()
+                .to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_ne!(trace_id_from_request_id("req-1"), trace_id_from_request_id("req-2"));

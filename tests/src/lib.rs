@@ -96,10 +96,7 @@ impl Line {
 
     /// The value of tag `key`.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// How many samples the line stands for (`1 / rate`).
@@ -112,7 +109,9 @@ impl Line {
 pub fn calls(lines: &[Line], scope: &str, outcome: &str) -> u64 {
     lines
         .iter()
-        .filter(|l| l.name.ends_with(".scope.calls") && l.tag("scope") == Some(scope) && l.tag("outcome") == Some(outcome))
+        .filter(|l| {
+            l.name.ends_with(".scope.calls") && l.tag("scope") == Some(scope) && l.tag("outcome") == Some(outcome)
+        })
         .map(|l| l.value as u64)
         .sum()
 }

@@ -51,7 +51,11 @@ fn app() -> Router {
 
 /// The client side: every call is its own observed task, and the middleware sends its trace ID.
 #[observe(task)]
-async fn call(client: Arc<reqwest_middleware::ClientWithMiddleware>, base: Arc<str>, id: u64) -> (u64, String, u16, String) {
+async fn call(
+    client: Arc<reqwest_middleware::ClientWithMiddleware>,
+    base: Arc<str>,
+    id: u64,
+) -> (u64, String, u16, String) {
     let me = observe::current_trace_id().unwrap().to_string();
     let response = client.get(format!("{base}/orders/{id}")).send().await.unwrap();
     let status = response.status().as_u16();
@@ -117,7 +121,9 @@ fn ten_thousand_requests_keep_their_own_trace_ids() {
     }
     let mut hops: HashMap<u64, usize> = HashMap::new();
     for line in capture.lines() {
-        let Some(request) = field(&line, "request") else { continue };
+        let Some(request) = field(&line, "request") else {
+            continue;
+        };
         let request: u64 = request.parse().unwrap();
         let trace_id = field(&line, "trace_id").unwrap_or_else(|| panic!("no trace ID: {line}"));
         assert_eq!(trace_id, expected[&request], "{line}");
@@ -132,13 +138,19 @@ fn ten_thousand_requests_keep_their_own_trace_ids() {
     assert_eq!(calls(&lines, "http.get_order", "ok"), 9_990);
     assert_eq!(calls(&lines, "http.get_order", "error"), 10);
     assert_eq!(calls(&lines, "http.call", "ok"), 10_000);
-    assert!(lines.iter().all(|l| !l.tag("scope").unwrap_or("").contains("orders/1")), "no raw URI in a tag");
+    assert!(
+        lines.iter().all(|l| !l.tag("scope").unwrap_or("").contains("orders/1")),
+        "no raw URI in a tag"
+    );
     let http_calls: f64 = lines
         .iter()
         .filter(|l| l.name == "observe.scope.http_calls" && l.tag("scope") == Some("http.call"))
         .map(|l| l.value * l.weight())
         .sum();
-    assert!((http_calls - 10_000.0).abs() < 1e-6, "one outgoing call per client task: {http_calls}");
+    assert!(
+        (http_calls - 10_000.0).abs() < 1e-6,
+        "one outgoing call per client task: {http_calls}"
+    );
 }
 
 /// Sends one raw HTTP/1.1 request and returns the response head.
@@ -165,7 +177,10 @@ fn hostile_headers_are_rejected_and_never_logged() {
     let capture = Capture::default();
     // One thread for server and client, with this test's own subscriber as that thread's default (the other
     // test of this binary installs the global one).
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let subscriber = {
         use tracing_subscriber::prelude::*;
         tracing_subscriber::registry().with(
@@ -217,25 +232,46 @@ fn hostile_headers_are_rejected_and_never_logged() {
     for (name, response) in &responses {
         if !response.starts_with("HTTP/1.1 200") {
             // The HTTP server itself refused the request (hyper rejects a bare CR): nothing reached observe.
-            assert!(response.starts_with("HTTP/1.1 4") || response.is_empty(), "{name}: {response}");
+            assert!(
+                response.starts_with("HTTP/1.1 4") || response.is_empty(),
+                "{name}: {response}"
+            );
             continue;
         }
         rejected += 1;
         let request_id = header(response, "x-request-id").unwrap_or_else(|| panic!("{name}: {response}"));
         let body_trace = response.rsplit("\r\n").next().unwrap_or_default();
-        assert_eq!(request_id.len(), 32, "{name}: a fresh ID, not the hostile value: {request_id}");
-        assert!(request_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{name}");
+        assert_eq!(
+            request_id.len(),
+            32,
+            "{name}: a fresh ID, not the hostile value: {request_id}"
+        );
+        assert!(
+            request_id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{name}"
+        );
         assert_eq!(request_id, body_trace, "{name}: the handler saw the fresh ID");
         assert_ne!(request_id, "4bf92f3577b34da6a3ce929d0e0e4736", "{name}");
         assert_ne!(request_id, "00000000000000000000000000000000", "{name}");
         let traceresponse = header(response, "traceresponse").unwrap();
-        assert!(observe::TraceParent::parse(traceresponse).is_some(), "{name}: {traceresponse}");
+        assert!(
+            observe::TraceParent::parse(traceresponse).is_some(),
+            "{name}: {traceresponse}"
+        );
     }
-    assert!(rejected >= 7, "most hostile requests reach the app and are answered with a fresh ID");
+    assert!(
+        rejected >= 7,
+        "most hostile requests reach the app and are answered with a fresh ID"
+    );
     assert!(observe::diagnostics().rejected_trace_headers >= before + rejected as u64);
     let logged = capture.text();
     assert_eq!(logged.matches("hop=\"echo\"").count(), rejected, "{logged}");
     for forged in ["FORGED", "aaaaaaaaaaaaaaaa", "4BF92F35", "level=ERROR", "caf"] {
-        assert!(!logged.contains(forged), "a raw header value reached the log: {forged}\n{logged}");
+        assert!(
+            !logged.contains(forged),
+            "a raw header value reached the log: {forged}\n{logged}"
+        );
     }
 }

@@ -64,12 +64,17 @@ fn every_line_in_a_scope_has_its_trace_id() {
     let mut lines_by_request: HashMap<u64, usize> = HashMap::new();
     for line in &lines {
         if line.contains("outside=true") {
-            assert!(!line.contains("trace_id="), "a line outside any scope has a trace ID: {line}");
+            assert!(
+                !line.contains("trace_id="),
+                "a line outside any scope has a trace ID: {line}"
+            );
             continue;
         }
         let trace_id = field(line, "trace_id").unwrap_or_else(|| panic!("no trace_id in {line}"));
         assert_eq!(trace_id.len(), 32);
-        assert!(trace_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(trace_id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let expected = field(line, "expected").unwrap_or_else(|| panic!("no expected in {line}"));
         assert_eq!(trace_id, expected, "wrong trace ID on {line}");
         let request: u64 = field(line, "request").unwrap().parse().unwrap();
@@ -79,11 +84,20 @@ fn every_line_in_a_scope_has_its_trace_id() {
     assert_eq!(ids_by_request.len(), 300);
     for (request, ids) in &ids_by_request {
         assert_eq!(ids.len(), 1, "request {request} has several trace IDs: {ids:?}");
-        assert_eq!(lines_by_request[request], 4, "request {request}: start, child, log crate, end");
+        assert_eq!(
+            lines_by_request[request], 4,
+            "request {request}: start, child, log crate, end"
+        );
     }
     let distinct: HashSet<&String> = ids_by_request.values().flatten().collect();
     assert_eq!(distinct.len(), 300, "concurrent requests share no trace ID");
-    assert!(lines.iter().any(|l| l.contains(" WARN trace_id=")), "level then trace ID");
-    assert!(lines.iter().any(|l| l.contains("from the log crate")), "log records are forwarded");
+    assert!(
+        lines.iter().any(|l| l.contains(" WARN trace_id=")),
+        "level then trace ID"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("from the log crate")),
+        "log records are forwarded"
+    );
     assert_eq!(lines.iter().filter(|l| l.contains("outside=true")).count(), 2);
 }

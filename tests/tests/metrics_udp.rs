@@ -89,7 +89,11 @@ fn scopes_become_metric_packets_on_a_real_udp_socket() {
     let scope = |name: &str| format!("metrics_udp.{name}");
     assert_eq!(calls(&lines, &scope("get_order"), "ok"), 160);
     assert_eq!(calls(&lines, &scope("get_order"), "error"), 40);
-    assert_eq!(calls(&lines, &scope("load_price"), "ok"), 200, "nested scopes are their own scopes");
+    assert_eq!(
+        calls(&lines, &scope("load_price"), "ok"),
+        200,
+        "nested scopes are their own scopes"
+    );
     assert_eq!(calls(&lines, &scope("slow_handler"), "cancelled"), 3);
     assert_eq!(calls(&lines, &scope("crashing_job"), "ok"), 7);
     assert_eq!(calls(&lines, &scope("crashing_job"), "panic"), 1);
@@ -101,7 +105,10 @@ fn scopes_become_metric_packets_on_a_real_udp_socket() {
         assert_eq!(line.tag("team"), Some("check_out"), "{}", line.raw);
         let kind = line.tag("kind").unwrap();
         assert!(["function", "handler", "task", "command"].contains(&kind));
-        assert!(line.tags.iter().all(|(k, _)| ["kind", "scope", "outcome", "team"].contains(&k.as_str())));
+        assert!(line
+            .tags
+            .iter()
+            .all(|(k, _)| ["kind", "scope", "outcome", "team"].contains(&k.as_str())));
     }
 
     // Every distribution stands for as many samples as the scope had calls.
@@ -114,25 +121,36 @@ fn scopes_become_metric_packets_on_a_real_udp_socket() {
         let durations: Vec<&Line> = lines
             .iter()
             .filter(|l| {
-                l.name == "shop.scope.duration" && l.tag("scope") == Some(name.as_str()) && l.tag("outcome") == Some(outcome)
+                l.name == "shop.scope.duration"
+                    && l.tag("scope") == Some(name.as_str())
+                    && l.tag("outcome") == Some(outcome)
             })
             .collect();
         assert!(durations.iter().all(|l| l.kind == "d"), "distributions");
         let weight: f64 = durations.iter().map(|l| l.weight()).sum();
-        assert!((weight - expected).abs() < 1e-6, "{name} {outcome}: weight {weight}, expected {expected}");
+        assert!(
+            (weight - expected).abs() < 1e-6,
+            "{name} {outcome}: weight {weight}, expected {expected}"
+        );
     }
 
     // Durations are in milliseconds and about right: handlers sleep at least 1 ms, cancelled ones 5 ms.
     let duration_of = |name: &str, outcome: &str| -> Vec<f64> {
         lines
             .iter()
-            .filter(|l| l.name == "shop.scope.duration" && l.tag("scope") == Some(name) && l.tag("outcome") == Some(outcome))
+            .filter(|l| {
+                l.name == "shop.scope.duration" && l.tag("scope") == Some(name) && l.tag("outcome") == Some(outcome)
+            })
             .map(|l| l.value)
             .collect()
     };
     assert!(duration_of(&scope("get_order"), "ok").iter().all(|ms| *ms >= 0.95));
-    assert!(duration_of(&scope("slow_handler"), "cancelled").iter().all(|ms| *ms >= 4.5 && *ms < 30_000.0));
-    assert!(duration_of("shop.cli_import_orders_1", "error").iter().all(|ms| *ms >= 19.0));
+    assert!(duration_of(&scope("slow_handler"), "cancelled")
+        .iter()
+        .all(|ms| *ms >= 4.5 && *ms < 30_000.0));
+    assert!(duration_of("shop.cli_import_orders_1", "error")
+        .iter()
+        .all(|ms| *ms >= 19.0));
 
     // A second flush sends nothing new: aggregates are drained, not resent.
     observe::flush();

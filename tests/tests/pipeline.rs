@@ -37,9 +37,7 @@ fn plain_statsd_gets_timers_and_no_tags() {
         assert!(line.tags.is_empty(), "plain StatsD cannot parse tags: {}", line.raw);
         assert!(line.kind == "ms" || line.kind == "c", "{}", line.raw);
     }
-    let count = |name: &str| -> f64 {
-        lines.iter().filter(|l| l.name == name).map(|l| l.value).sum()
-    };
+    let count = |name: &str| -> f64 { lines.iter().filter(|l| l.name == name).map(|l| l.value).sum() };
     assert_eq!(count("observe.scope.calls.handler.edge.handler.ok"), 5.0);
     assert_eq!(count("observe.scope.calls.handler.edge.handler.error"), 5.0);
     let timer_weight: f64 = lines
@@ -99,15 +97,24 @@ fn an_unreachable_server_drops_and_counts_without_blocking() {
     observe::flush();
     let after = observe::diagnostics();
     drop(guard);
-    assert!(after.metrics_dropped >= before.metrics_dropped + 2, "{before:?} -> {after:?}");
+    assert!(
+        after.metrics_dropped >= before.metrics_dropped + 2,
+        "{before:?} -> {after:?}"
+    );
     assert!(after.flushes > before.flushes);
 }
 
 #[test]
 fn bad_configuration_is_a_clear_error() {
     let err = observe::Config::default().statsd_addr("localhost").init().unwrap_err();
-    assert_eq!(err.to_string(), "invalid statsd address \"localhost\": expected `host:port`");
-    let err = observe::Config::default().statsd_addr("localhost:http").init().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid statsd address \"localhost\": expected `host:port`"
+    );
+    let err = observe::Config::default()
+        .statsd_addr("localhost:http")
+        .init()
+        .unwrap_err();
     assert!(err.to_string().contains("port from 0 to 65535"), "{err}");
 }
 
@@ -115,7 +122,11 @@ fn bad_configuration_is_a_clear_error() {
 fn init_twice_is_refused_while_the_first_guard_lives() {
     let _serial = serial();
     let receiver = StatsdReceiver::bind().unwrap();
-    let config = || observe::Config::default().statsd_addr(receiver.addr()).install_subscriber(false);
+    let config = || {
+        observe::Config::default()
+            .statsd_addr(receiver.addr())
+            .install_subscriber(false)
+    };
     let first = config().init().unwrap();
     let second = config().init().unwrap_err();
     assert!(second.to_string().contains("already running"), "{second}");

@@ -88,7 +88,9 @@ fn every_hop_keeps_the_trace_id() {
 
     let mut hops: HashMap<u64, Vec<String>> = HashMap::new();
     for line in capture.lines() {
-        let Some(request) = field(&line, "request") else { continue };
+        let Some(request) = field(&line, "request") else {
+            continue;
+        };
         let trace_id = field(&line, "trace_id").unwrap_or_else(|| panic!("no trace ID: {line}"));
         assert_eq!(Some(trace_id), field(&line, "expected"), "{line}");
         let hop = line.split("hop=").nth(1).unwrap().trim_matches('"').to_owned();
@@ -99,7 +101,15 @@ fn every_hop_keeps_the_trace_id() {
         seen.sort();
         assert_eq!(
             seen,
-            ["handler", "in_current_scope", "observed child task", "spawn", "spawn_blocking", "thread", "worker"],
+            [
+                "handler",
+                "in_current_scope",
+                "observed child task",
+                "spawn",
+                "spawn_blocking",
+                "thread",
+                "worker"
+            ],
             "request {request}"
         );
     }
@@ -107,9 +117,14 @@ fn every_hop_keeps_the_trace_id() {
 
 #[test]
 fn carrier_round_trips_through_serde_and_strings() {
-    let carrier: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap();
+    let carrier: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .unwrap();
     let json = serde_json::to_string(&carrier).unwrap();
-    assert_eq!(json, r#"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#);
+    assert_eq!(
+        json,
+        r#"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#
+    );
     let back: observe::Carrier = serde_json::from_str(&json).unwrap();
     assert_eq!(back, carrier);
     assert!(serde_json::from_str::<observe::Carrier>(r#"{"traceparent":"00-bad"}"#).is_err());

@@ -18,8 +18,11 @@ fn shop(path: &std::path::Path) -> rusqlite::Connection {
     )
     .unwrap();
     for order in 1..=20 {
-        conn.execute("INSERT INTO orders (id, customer) VALUES (?1, ?2)", (order, format!("c{order}")))
-            .unwrap();
+        conn.execute(
+            "INSERT INTO orders (id, customer) VALUES (?1, ?2)",
+            (order, format!("c{order}")),
+        )
+        .unwrap();
         for item in 0..3 {
             conn.execute(
                 "INSERT INTO items (order_id, sku) VALUES (?1, ?2)",
@@ -56,7 +59,10 @@ fn orders_page_batched(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
         .collect::<Result<_, _>>()?;
     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let sql = format!("SELECT sku FROM items WHERE order_id IN ({list})");
-    let items = conn.prepare(&sql)?.query_map([], |row| row.get::<_, String>(0))?.count();
+    let items = conn
+        .prepare(&sql)?
+        .query_map([], |row| row.get::<_, String>(0))?
+        .count();
     Ok(items)
 }
 
@@ -104,8 +110,10 @@ fn lines_for<'a>(lines: &'a [Line], metric: &str, scope: &str) -> Vec<&'a Line> 
 
 /// `(value, weight)` pairs of a distribution, sorted by value.
 fn distribution(lines: &[Line], metric: &str, scope: &str) -> Vec<(f64, f64)> {
-    let mut values: Vec<(f64, f64)> =
-        lines_for(lines, metric, scope).iter().map(|l| (l.value, l.weight())).collect();
+    let mut values: Vec<(f64, f64)> = lines_for(lines, metric, scope)
+        .iter()
+        .map(|l| (l.value, l.weight()))
+        .collect();
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
     values
 }
@@ -142,36 +150,69 @@ fn query_metrics_reach_statsd_from_every_hook() {
     let mut diesel_conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     assert_eq!(diesel_job(&mut diesel_conn).unwrap(), 3);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
     assert_eq!(runtime.block_on(dashboard(path.clone())), 20 + 60 + 20);
 
     let before = observe::query::unscoped();
     conn.query_row("SELECT 1", [], |_| Ok(())).unwrap();
-    assert_eq!(observe::query::unscoped(), before + 1, "a query outside any scope is counted, not lost");
+    assert_eq!(
+        observe::query::unscoped(),
+        before + 1,
+        "a query outside any scope is counted, not lost"
+    );
 
     observe::flush();
     let lines = receiver.lines();
     drop(guard);
 
     // Queries per execution: 11 for the N+1 page, 2 for the batched one, 0 (twice) for no_queries.
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.orders_page_n_plus_one"), [(11.0, 1.0)]);
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.orders_page_batched"), [(2.0, 1.0)]);
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.no_queries"), [(0.0, 2.0)]);
-    assert_eq!(distribution(&lines, "observe.scope.query_time", "queries.no_queries"), [(0.0, 2.0)]);
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.orders_page_n_plus_one"),
+        [(11.0, 1.0)]
+    );
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.orders_page_batched"),
+        [(2.0, 1.0)]
+    );
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.no_queries"),
+        [(0.0, 2.0)]
+    );
+    assert_eq!(
+        distribution(&lines, "observe.scope.query_time", "queries.no_queries"),
+        [(0.0, 2.0)]
+    );
     // diesel: the CREATE TABLE and three INSERTs.
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.diesel_job"), [(4.0, 1.0)]);
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.diesel_job"),
+        [(4.0, 1.0)]
+    );
     // The fan-out: each lookup ran one query; the dashboard counts its children's three.
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.count"), [(1.0, 3.0)]);
-    assert_eq!(distribution(&lines, "observe.scope.queries", "queries.dashboard"), [(3.0, 1.0)]);
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.count"),
+        [(1.0, 3.0)]
+    );
+    assert_eq!(
+        distribution(&lines, "observe.scope.queries", "queries.dashboard"),
+        [(3.0, 1.0)]
+    );
     // Query time is a distribution in milliseconds, positive when queries ran.
     for (ms, _) in distribution(&lines, "observe.scope.query_time", "queries.orders_page_n_plus_one") {
         assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
     }
-    assert!(lines_for(&lines, "observe.scope.queries", "queries.dashboard").iter().all(|l| l.kind == "d"));
+    assert!(lines_for(&lines, "observe.scope.queries", "queries.dashboard")
+        .iter()
+        .all(|l| l.kind == "d"));
 
     // N+1: flagged on the loop, not on the batched version, with one warning naming the fingerprint.
     let n_plus_one = |scope: &str| -> f64 {
-        lines_for(&lines, "observe.scope.n_plus_one", scope).iter().map(|l| l.value).sum()
+        lines_for(&lines, "observe.scope.n_plus_one", scope)
+            .iter()
+            .map(|l| l.value)
+            .sum()
     };
     assert_eq!(n_plus_one("queries.orders_page_n_plus_one"), 1.0);
     assert_eq!(n_plus_one("queries.orders_page_batched"), 0.0);
@@ -180,13 +221,25 @@ fn query_metrics_reach_statsd_from_every_hook() {
     let warning = &warnings[0];
     assert!(warning.contains("trace_id="), "{warning}");
     assert!(warning.contains("repeats=10"), "{warning}");
-    assert!(warning.contains("fingerprint=\"SELECT sku FROM items WHERE order_id = ?\""), "{warning}");
-    assert!(warning.contains("scope=\"queries::orders_page_n_plus_one\""), "{warning}");
+    assert!(
+        warning.contains("fingerprint=\"SELECT sku FROM items WHERE order_id = ?\""),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("scope=\"queries::orders_page_n_plus_one\""),
+        "{warning}"
+    );
 
     // Unscoped queries have their own metric; no SQL text anywhere in a tag.
-    assert!(lines.iter().any(|l| l.name == "observe.unscoped.queries" && l.value >= 1.0));
+    assert!(lines
+        .iter()
+        .any(|l| l.name == "observe.unscoped.queries" && l.value >= 1.0));
     for line in &lines {
-        assert!(!line.raw.contains("SELECT") && !line.raw.contains("sku-"), "{}", line.raw);
+        assert!(
+            !line.raw.contains("SELECT") && !line.raw.contains("sku-"),
+            "{}",
+            line.raw
+        );
     }
     let _ = std::fs::remove_file(&path);
 }
@@ -210,8 +263,14 @@ fn capture_and_assert_queries_for_tests() {
     assert_eq!(scope.queries, 11);
     assert_eq!(scope.kind, observe::Kind::Handler);
     assert_eq!(captured.queries.len(), 11);
-    assert_eq!(captured.queries[1].fingerprint, "SELECT sku FROM items WHERE order_id = ?");
-    assert!(captured.queries.iter().all(|q| !q.statement.contains("sku-")), "no parameters");
+    assert_eq!(
+        captured.queries[1].fingerprint,
+        "SELECT sku FROM items WHERE order_id = ?"
+    );
+    assert!(
+        captured.queries.iter().all(|q| !q.statement.contains("sku-")),
+        "no parameters"
+    );
 
     assert_eq!(observe::assert_queries!(2, orders_page_batched(&conn).unwrap()), 30);
     let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -219,8 +278,14 @@ fn capture_and_assert_queries_for_tests() {
     }))
     .unwrap_err();
     let message = failure.downcast_ref::<String>().unwrap();
-    assert!(message.starts_with("expected 2 queries from `orders_page_n_plus_one(&conn).unwrap()`, but it ran 11:"), "{message}");
-    assert!(message.contains("  2. SELECT sku FROM items WHERE order_id = ?1"), "{message}");
+    assert!(
+        message.starts_with("expected 2 queries from `orders_page_n_plus_one(&conn).unwrap()`, but it ran 11:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("  2. SELECT sku FROM items WHERE order_id = ?1"),
+        "{message}"
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let total = runtime.block_on(observe::assert_queries!(3, async { dashboard(path.clone()).await }));

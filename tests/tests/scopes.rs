@@ -135,7 +135,12 @@ fn sites_list_every_function_that_ran() {
     assert!(site.file().ends_with("scopes.rs"));
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scopes.rs")).unwrap();
     let line = source.lines().nth(site.line() as usize - 1).unwrap();
-    assert!(line.contains("fn load_lines"), "the site's line is the fn's line: {line:?}");
-    let handlers: Vec<_> = observe::sites().filter(|s| s.kind() == observe::Kind::Handler).collect();
+    assert!(
+        line.contains("fn load_lines"),
+        "the site's line is the fn's line: {line:?}"
+    );
+    let handlers: Vec<_> = observe::sites()
+        .filter(|s| s.kind() == observe::Kind::Handler)
+        .collect();
     assert!(handlers.iter().any(|s| s.name() == "scopes::root"));
 }

@@ -113,9 +113,17 @@ fn sqlx_statements_count_in_the_scope_that_ran_them() {
             .map(|l| (l.value, l.weight()))
             .collect()
     };
-    assert_eq!(queries("sqlx_sqlite.orders_with_items"), [(13.0, 1.0)], "1 + one per order");
+    assert_eq!(
+        queries("sqlx_sqlite.orders_with_items"),
+        [(13.0, 1.0)],
+        "1 + one per order"
+    );
     assert_eq!(queries("sqlx_sqlite.count"), [(1.0, 2.0)]);
-    assert_eq!(queries("sqlx_sqlite.totals"), [(2.0, 1.0)], "the fan-out's two queries count in the parent");
+    assert_eq!(
+        queries("sqlx_sqlite.totals"),
+        [(2.0, 1.0)],
+        "the fan-out's two queries count in the parent"
+    );
     let n_plus_one: f64 = lines
         .iter()
         .filter(|l| l.name == "observe.scope.n_plus_one" && l.tag("scope") == Some("sqlx_sqlite.orders_with_items"))

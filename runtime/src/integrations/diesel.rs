@@ -117,9 +117,10 @@ mod tests {
     #[test]
     fn binds_are_never_formatted() {
         let mut seen = String::new();
-        with_sql(&Fake("SELECT * FROM users WHERE email = ?", "[\"ada@example.com\"]"), |sql| {
-            seen = sql.to_owned()
-        });
+        with_sql(
+            &Fake("SELECT * FROM users WHERE email = ?", "[\"ada@example.com\"]"),
+            |sql| seen = sql.to_owned(),
+        );
         assert_eq!(seen, "SELECT * FROM users WHERE email = ?");
     }
 }

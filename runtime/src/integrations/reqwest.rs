@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use http::{HeaderName, HeaderValue, Extensions};
+use http::{Extensions, HeaderName, HeaderValue};
 use reqwest_middleware::{Middleware, Next, Result};
 
 use crate::w3c::{SpanId, TraceParent};

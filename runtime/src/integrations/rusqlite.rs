@@ -52,7 +52,9 @@ thread_local! {
 }
 
 fn text_hash(sql: &str) -> u64 {
-    sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn on_trace(event: TraceEvent<'_>) {

@@ -113,9 +113,9 @@ where
             return;
         }
         // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
-        let scope_span = ctx.event_scope(event).and_then(|mut spans| {
-            spans.find(|span| span.extensions().get::<ScopeSpan>().is_some())
-        });
+        let scope_span = ctx
+            .event_scope(event)
+            .and_then(|mut spans| spans.find(|span| span.extensions().get::<ScopeSpan>().is_some()));
         match scope_span {
             Some(span) => crate::query::hand_over(span.id().into_u64(), statement, elapsed),
             None => crate::query::record(statement, elapsed),

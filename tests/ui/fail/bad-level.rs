@@ -1,0 +1,6 @@
+use observe::observe;
+
+#[observe(level = "verbose")]
+fn get() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use observe::observe;
+
+#[observe(name = "")]
+fn get() {}
+
+fn main() {}

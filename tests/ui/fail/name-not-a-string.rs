@@ -1,0 +1,6 @@
+use observe::observe;
+
+#[observe(name = orders_get)]
+fn get() {}
+
+fn main() {}

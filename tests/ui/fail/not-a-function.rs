@@ -1,0 +1,8 @@
+use observe::observe;
+
+#[observe]
+struct Orders {
+    names: Vec<String>,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use observe::observe;
+
+#[observe(handler, task)]
+fn get() {}
+
+fn main() {}
