@@ -5,10 +5,20 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Path, Token};
 
-const KEYS: &[&str] = &["handler", "task", "command", "name", "level", "fields", "crate"];
+const KEYS: &[&str] = &[
+    "handler",
+    "task",
+    "command",
+    "name",
+    "level",
+    "fields",
+    "max_queries",
+    "carrier",
+    "crate",
+];
 
 const EXPECTED: &str = "expected one of: `handler`, `task`, `command`, `name = \"...\"`, \
-                        `level = \"...\"`, `fields(arg, ...)`, `crate = path`";
+                        `level = \"...\"`, `fields(arg, ...)`, `max_queries = N`, `carrier = expr`, `crate = path`";
 
 const LEVELS: &str = "expected one of: \"trace\", \"debug\", \"info\", \"warn\", \"error\"";
 
@@ -38,6 +48,10 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<(&'static str, LitStr)>,
     pub(crate) fields: Vec<Ident>,
+    /// `max_queries = N`: the query budget of one execution.
+    pub(crate) max_queries: Option<syn::LitInt>,
+    /// `carrier = expr`: resume the trace a job carries (an `observe::Carrier`, an `Option` of one, or its text).
+    pub(crate) carrier: Option<syn::Expr>,
     pub(crate) krate: Option<Path>,
     /// Every problem found; parsing goes on after one so that all are reported at once.
     pub(crate) errors: Vec<syn::Error>,
@@ -130,6 +144,38 @@ impl Args {
                 let content;
                 syn::parenthesized!(content in input);
                 self.parse_fields(&content);
+            }
+            "max_queries" => {
+                if !input.peek(Token![=]) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`max_queries` takes a number: `max_queries = 20`",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let lit: syn::LitInt = input
+                    .parse()
+                    .map_err(|e| syn::Error::new(e.span(), "`max_queries` takes a number: `max_queries = 20`"))?;
+                match lit.base10_parse::<u32>() {
+                    Ok(n) if n > 0 => {
+                        self.max_queries.get_or_insert(lit);
+                    }
+                    _ => self.errors.push(syn::Error::new(
+                        lit.span(),
+                        "`max_queries` is a whole number from 1 to 4294967295",
+                    )),
+                }
+            }
+            "carrier" => {
+                if !input.peek(Token![=]) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`carrier` takes the expression of the job's carrier: `carrier = job.carrier`",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let expr: syn::Expr = input.parse()?;
+                self.carrier.get_or_insert(expr);
             }
             "crate" => {
                 if !input.peek(Token![=]) {

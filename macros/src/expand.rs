@@ -103,13 +103,26 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
     let record_fields = record_fields(args, &names, &private);
     let classify = classify_closure(&names, &private);
 
+    // The scope, its carrier (`carrier = expr`) and its fields. `mut` only where the scope is entered here or
+    // resumes a carrier, so that no `unused_mut` fires.
+    let carrier = args.carrier.as_ref().map(|expr| {
+        quote! { #scope.set_carrier(#private::CarrierSource::carrier(&(#expr))); }
+    });
+    let open = |entered_here: bool| {
+        let mutability = (entered_here || carrier.is_some()).then(|| quote!(mut));
+        quote! {
+            let #mutability #scope = #private::Scope::new(&__OBSERVE_SITE);
+            #carrier
+            #record_fields
+        }
+    };
     let body = match asyncness::shape(&sig, &block) {
         Shape::AsyncFn => {
             let fake_return = asyncness::typed_fake_return(&sig.output);
             let stmts = &block.stmts;
+            let open = open(false);
             quote! {
-                let #scope = #private::Scope::new(&__OBSERVE_SITE);
-                #record_fields
+                #open
                 #private::ScopeFuture::new(
                     #scope,
                     async move {
@@ -123,28 +136,26 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
         }
         Shape::ReturnsFuture => {
             let future = &names.future;
+            let open = open(true);
             quote! {
-                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
-                #record_fields
+                #open
                 let #future = #scope.in_scope(move || #block);
                 #private::ScopeFuture::new(#scope, #future, #classify)
             }
         }
         Shape::AsyncTrait { prefix, future } => {
+            let open = open(false);
             quote! {
                 #(#prefix)*
-                ::std::boxed::Box::pin(#private::ScopeFuture::new(
-                    #private::Scope::new(&__OBSERVE_SITE),
-                    #future,
-                    #classify,
-                ))
+                #open
+                ::std::boxed::Box::pin(#private::ScopeFuture::new(#scope, #future, #classify))
             }
         }
         Shape::Sync if matches!(&sig.output, ReturnType::Type(_, ty) if is_never(ty)) => {
             // Never returns normally: a panic still ends the scope (inside `in_scope`); `exit` ends the process.
+            let open = open(true);
             quote! {
-                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
-                #record_fields
+                #open
                 #scope.in_scope(move || -> ! #block)
             }
         }
@@ -152,9 +163,9 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
             let ret = &names.ret;
             let closure_output = closure_output(&sig.output);
             let outcome = outcome_of(&names, &private);
+            let open = open(true);
             quote! {
-                let mut #scope = #private::Scope::new(&__OBSERVE_SITE);
-                #record_fields
+                #open
                 let #ret = #scope.in_scope(move || #closure_output #block);
                 #scope.finish(#outcome);
                 #ret
@@ -184,6 +195,7 @@ fn site_static(args: &Args, ident: &Ident, private: &TokenStream) -> TokenStream
     let fields = args.fields.iter().map(|f| f.to_string());
     // `line!()` spanned at the function's name reports the line of the `fn`, not of the attribute.
     let line = quote_spanned!(ident.span()=> ::core::line!());
+    let max_queries = args.max_queries.as_ref().map(|n| quote!(.with_max_queries(#n)));
     quote! {
         static __OBSERVE_SITE: #private::Site = #private::Site::new(
             &__OBSERVE_SITE,
@@ -195,7 +207,7 @@ fn site_static(args: &Args, ident: &Ident, private: &TokenStream) -> TokenStream
             ::core::module_path!(),
             ::core::file!(),
             #line,
-        );
+        )#max_queries;
     }
 }
 

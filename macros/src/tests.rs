@@ -140,6 +140,19 @@ fn fields() {
 }
 
 #[test]
+fn budget_and_carrier() {
+    check(
+        "budget_and_carrier",
+        quote!(task, max_queries = 20, carrier = job.carrier),
+        quote! {
+            async fn send_invoice(job: Job) -> Result<(), Error> {
+                mailer().send(job.invoice).await
+            }
+        },
+    );
+}
+
+#[test]
 fn crate_path() {
     check(
         "crate_path",

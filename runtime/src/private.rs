@@ -2,6 +2,7 @@
 
 pub use crate::scope::{Scope, ScopeFuture};
 pub use crate::site::{Kind, Outcome, Site};
+use crate::Carrier;
 pub use tracing::field::debug;
 pub use tracing::Level;
 
@@ -35,5 +36,42 @@ impl<T: ?Sized> AnyOutcome for &Probe<'_, T> {
     #[inline]
     fn __observe_outcome(&self) -> Outcome {
         Outcome::Ok
+    }
+}
+
+/// What `#[observe(carrier = expr)]` accepts: a [`Carrier`], an `Option` of one, a reference to either, or
+/// the carrier's text (a `traceparent`; text that does not parse starts a new trace).
+pub trait CarrierSource {
+    /// The carrier, if there is one.
+    fn carrier(&self) -> Option<Carrier>;
+}
+
+impl CarrierSource for Carrier {
+    fn carrier(&self) -> Option<Carrier> {
+        Some(*self)
+    }
+}
+
+impl<T: CarrierSource> CarrierSource for Option<T> {
+    fn carrier(&self) -> Option<Carrier> {
+        self.as_ref().and_then(CarrierSource::carrier)
+    }
+}
+
+impl<T: CarrierSource + ?Sized> CarrierSource for &T {
+    fn carrier(&self) -> Option<Carrier> {
+        (**self).carrier()
+    }
+}
+
+impl CarrierSource for str {
+    fn carrier(&self) -> Option<Carrier> {
+        self.parse().ok()
+    }
+}
+
+impl CarrierSource for String {
+    fn carrier(&self) -> Option<Carrier> {
+        self.parse().ok()
     }
 }

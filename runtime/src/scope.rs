@@ -143,6 +143,14 @@ impl Scope {
         self.end(outcome);
     }
 
+    /// Continues the trace a job's carrier holds (`#[observe(carrier = expr)]`); `None` leaves the scope a root
+    /// of its own.
+    pub fn set_carrier(&mut self, carrier: Option<crate::Carrier>) {
+        if let Some(carrier) = carrier {
+            self.set_trace_id(carrier.trace_id());
+        }
+    }
+
     /// Continues the trace `trace_id` (from an incoming request or a job's carrier).
     pub fn set_trace_id(&mut self, trace_id: TraceId) {
         self.frame.trace_id.set(Some(trace_id));
@@ -226,7 +234,9 @@ impl Scope {
             }
         });
         if let Some(max) = over {
-            if crate::testing::strict_budgets() && !std::thread::panicking() {
+            // Only on a normal return: never from the `Drop` of a cancelled future, never during a panic.
+            let returned = matches!(outcome, Outcome::Ok | Outcome::Error);
+            if crate::testing::strict_budgets() && returned && !std::thread::panicking() {
                 panic!(
                     "observe: `{}` ran {count} queries, over its budget of {max} (strict budgets are on)",
                     site.name()

@@ -293,3 +293,75 @@ fn capture_and_assert_queries_for_tests() {
     drop(guard);
     let _ = std::fs::remove_file(&path);
 }
+
+#[observe(handler, max_queries = 3)]
+fn chatty_page(conn: &rusqlite::Connection) -> rusqlite::Result<usize> {
+    let mut total = 0;
+    for table in ["orders", "items", "orders", "items", "orders"] {
+        let sql = if table == "orders" {
+            "SELECT count(*) FROM orders"
+        } else {
+            "SELECT count(*) FROM items"
+        };
+        total += conn.query_row(sql, [], |row| row.get::<_, i64>(0))? as usize;
+    }
+    Ok(total)
+}
+
+#[test]
+fn budgets_warn_count_and_fail_tests_in_strict_mode() {
+    let _serial = serial();
+    let capture = Capture::default();
+    let receiver = StatsdReceiver::bind().unwrap();
+    // This binary's other test installs the global subscriber; this one reads the warning through its own.
+    let subscriber = {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .event_format(observe::EventFormat::new(observe::LogFormat::Pretty))
+                .with_writer(capture.clone())
+                .with_ansi(false),
+        )
+    };
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .install_subscriber(false)
+        .init()
+        .unwrap();
+    let path = temp_db("budget.db");
+    let conn = shop(&path);
+    tracing::subscriber::with_default(subscriber, || {
+        assert_eq!(chatty_page(&conn).unwrap(), 20 * 3 + 60 * 2);
+    });
+    let warning = capture
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("query budget exceeded"))
+        .expect("a warning");
+    assert!(
+        warning.contains("queries=5") && warning.contains("max_queries=3"),
+        "{warning}"
+    );
+    assert!(warning.contains("trace_id="), "{warning}");
+
+    observe::testing::set_strict_budgets(true);
+    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chatty_page(&conn)));
+    observe::testing::set_strict_budgets(false);
+    let message = failure.unwrap_err();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("`queries::chatty_page` ran 5 queries, over its budget of 3"),
+        "{message}"
+    );
+
+    observe::flush();
+    let lines = receiver.lines();
+    drop(guard);
+    let over: f64 = lines
+        .iter()
+        .filter(|l| l.name == "observe.scope.over_budget" && l.tag("scope") == Some("queries.chatty_page"))
+        .map(|l| l.value)
+        .sum();
+    assert_eq!(over, 2.0, "both executions ran over");
+    let _ = std::fs::remove_file(&path);
+}

@@ -247,7 +247,7 @@ impl<S> Layer<S> for ObserveLayer {
 ///
 /// ```
 /// use tower_layer::Layer;
-/// let handler = axum::routing::get(|| async { "ok" });
+/// let handler: axum::routing::MethodRouter = axum::routing::get(|| async { "ok" });
 /// let service = observe::tower::ObserveLayer::new().layer(handler);
 /// # drop(service);
 /// ```
