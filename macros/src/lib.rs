@@ -6,11 +6,13 @@ use quote::ToTokens;
 
 mod args;
 mod asyncness;
+mod container;
 mod expand;
 #[cfg(test)]
 mod tests;
 
 /// Observes every call of a function as a scope: trace ID in every log line, duration and outcome metrics.
+/// On an inline `mod` or an `impl` block, observes every function inside.
 ///
 /// See the documentation of `observe::observe` for the arguments and examples.
 #[proc_macro_attribute]
@@ -18,13 +20,42 @@ pub fn observe(args: TokenStream, item: TokenStream) -> TokenStream {
     observe_impl(args.into(), item.into()).into()
 }
 
+/// Leaves a function out of the `#[observe(...)]` on its module or `impl` block. On its own it does nothing.
+#[proc_macro_attribute]
+pub fn skip(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    if args.is_empty() {
+        return item;
+    }
+    let error = syn::Error::new_spanned(args, "#[observe::skip] takes no arguments").to_compile_error();
+    let item = proc_macro2::TokenStream::from(item);
+    quote::quote!(#item #error).into()
+}
+
 /// The whole macro on `proc_macro2` tokens, so that it can run outside of a compiler (snapshot tests).
 fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let args_tokens = args.clone();
     let args = syn::parse2::<args::Args>(args).unwrap_or_else(|err| args::Args {
         errors: vec![err],
         ..args::Args::default()
     });
     let mut errors = args.errors.clone();
+    // A module or an `impl` block: every function inside gets the attribute.
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Mod(module)) if module.content.is_none() => {
+            errors.push(container::outline_module(&module));
+            return with_errors(item, errors);
+        }
+        Ok(container @ (syn::Item::Mod(_) | syn::Item::Impl(_))) => {
+            let what = if matches!(container, syn::Item::Mod(_)) { "a module" } else { "an `impl` block" };
+            errors.extend(container::validate(&args, what));
+            if !errors.is_empty() {
+                return with_errors(item, errors);
+            }
+            return container::expand(&args_tokens, &args, container);
+        }
+        _ => {}
+    }
     let function = match parse_function(&item) {
         Ok(function) => function,
         Err(err) => {
@@ -39,7 +70,8 @@ fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) 
     expand::expand(&args, function)
 }
 
-const GOES_ON: &str = "#[observe] goes on functions (`fn` or `async fn`, free or in an `impl` block)";
+const GOES_ON: &str =
+    "#[observe] goes on functions (`fn` or `async fn`, free or in an `impl` block), inline modules and `impl` blocks";
 
 /// The annotated function, or an error spanned at what the attribute was put on instead.
 fn parse_function(item: &proc_macro2::TokenStream) -> syn::Result<syn::ItemFn> {
@@ -82,7 +114,7 @@ fn parse_function(item: &proc_macro2::TokenStream) -> syn::Result<syn::ItemFn> {
 }
 
 /// Two tokens side by side: an error spanned over both covers the range from the first to the second.
-fn pair(first: &impl ToTokens, second: &impl ToTokens) -> proc_macro2::TokenStream {
+pub(crate) fn pair(first: &impl ToTokens, second: &impl ToTokens) -> proc_macro2::TokenStream {
     let mut tokens = first.to_token_stream();
     second.to_tokens(&mut tokens);
     tokens

@@ -95,3 +95,21 @@ pub use w3c::{trace_id_from_request_id, valid_request_id, SpanId, TraceParent, M
 /// assert_eq!(get_order(7).unwrap(), 7);
 /// ```
 pub use observe_macros::observe;
+
+/// Leaves a function out of the `#[observe(...)]` on its module or `impl` block.
+///
+/// ```
+/// struct OrderService;
+///
+/// #[observe::observe(handler)]
+/// impl OrderService {
+///     fn create(&self) {}          // observed, as a handler
+///     #[observe::skip]
+///     fn validate(&self) {}        // not observed
+/// }
+/// OrderService.create();
+/// OrderService.validate();
+/// assert!(observe::sites().any(|s| s.name().ends_with("::create")));
+/// assert!(!observe::sites().any(|s| s.name().ends_with("::validate")));
+/// ```
+pub use observe_macros::skip;
