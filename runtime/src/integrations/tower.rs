@@ -286,6 +286,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if cfg!(feature = "disabled") {
+            return ObserveFuture {
+                scope: None,
+                future: self.inner.call(request),
+                request_id: HeaderValue::from_static(""),
+                traceresponse: None,
+            };
+        }
         let incoming = self.layer.incoming(request.headers());
         let route = self.layer.route_of(request.extensions());
         let name = match &route {
@@ -307,7 +315,7 @@ where
             HeaderValue::from_str(&incoming.trace_id.to_string()).unwrap_or(HeaderValue::from_static("invalid"))
         });
         ObserveFuture {
-            scope,
+            scope: Some(scope),
             future,
             request_id,
             traceresponse: HeaderValue::from_str(&traceresponse).ok(),
@@ -317,7 +325,8 @@ where
 
 /// The response future of [`ObserveService`].
 pub struct ObserveFuture<F> {
-    scope: Scope,
+    /// `None` when observability is compiled out (feature `disabled`).
+    scope: Option<Scope>,
     future: F,
     request_id: HeaderValue,
     traceresponse: Option<HeaderValue>,
@@ -339,7 +348,10 @@ where
         // SAFETY: `future` is structurally pinned and never moved out; the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let poll = this.scope.in_scope(|| future.poll(cx));
+        let Some(scope) = &mut this.scope else {
+            return future.poll(cx);
+        };
+        let poll = scope.in_scope(|| future.poll(cx));
         let Poll::Ready(result) = poll else {
             return Poll::Pending;
         };
@@ -348,7 +360,7 @@ where
             Ok(_) => Outcome::Ok,
             Err(_) => Outcome::Error,
         };
-        this.scope.end(outcome);
+        scope.end(outcome);
         Poll::Ready(result.map(|mut response| {
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, this.request_id.clone());
