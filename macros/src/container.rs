@@ -18,10 +18,16 @@ pub(crate) fn validate(args: &Args, what: &str) -> Vec<syn::Error> {
         errors.push(syn::Error::new(name.span(), format!("`name` on {what} {per_function}")));
     }
     if let Some(field) = args.fields.first() {
-        errors.push(syn::Error::new(field.span(), format!("`fields` on {what} {per_function}")));
+        errors.push(syn::Error::new(
+            field.span(),
+            format!("`fields` on {what} {per_function}"),
+        ));
     }
     if let Some(carrier) = &args.carrier {
-        errors.push(syn::Error::new_spanned(carrier, format!("`carrier` on {what} {per_function}")));
+        errors.push(syn::Error::new_spanned(
+            carrier,
+            format!("`carrier` on {what} {per_function}"),
+        ));
     }
     errors
 }

@@ -51,7 +51,11 @@ fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) 
             return with_errors(item, errors);
         }
         Ok(container @ (syn::Item::Mod(_) | syn::Item::Impl(_))) => {
-            let what = if matches!(container, syn::Item::Mod(_)) { "a module" } else { "an `impl` block" };
+            let what = if matches!(container, syn::Item::Mod(_)) {
+                "a module"
+            } else {
+                "an `impl` block"
+            };
             errors.extend(container::validate(&args, what));
             if !errors.is_empty() {
                 return with_errors(item, errors);

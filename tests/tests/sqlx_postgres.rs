@@ -9,9 +9,11 @@ use sqlx::{PgPool, Row};
 
 #[observe(handler)]
 async fn customers_with_orders(pool: &PgPool, schema: &str) -> Result<usize, sqlx::Error> {
-    let customers = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM {schema}.customers ORDER BY id")))
-        .fetch_all(pool)
-        .await?;
+    let customers = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {schema}.customers ORDER BY id"
+    )))
+    .fetch_all(pool)
+    .await?;
     let mut orders = 0;
     for customer in customers {
         let id: i32 = customer.get(0);
@@ -43,16 +45,32 @@ async fn count(pool: &PgPool, schema: &str, table: &str) -> Result<i64, sqlx::Er
 #[test]
 fn postgres_statements_count_in_their_scope() {
     let Ok(url) = std::env::var("OBSERVE_TEST_POSTGRES_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide OBSERVE_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide OBSERVE_TEST_POSTGRES_URL (.ci/run starts PostgreSQL)"
+        );
         eprintln!("skipped: set OBSERVE_TEST_POSTGRES_URL=postgres://user:pass@host/db to run this test");
         return;
     };
     let receiver = StatsdReceiver::bind().unwrap();
-    let guard = observe::Config::default().statsd_addr(receiver.addr()).log_filter("warn").init().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_filter("warn")
+        .init()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let schema = format!("observe_test_{}", std::process::id());
     let (orders, total) = runtime.block_on(async {
-        let pool = PgPoolOptions::new().max_connections(2).min_connections(2).connect(&url).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
         for statement in [
             format!("CREATE SCHEMA {schema}"),
             format!("CREATE TABLE {schema}.customers (id serial PRIMARY KEY, name text NOT NULL)"),
@@ -60,14 +78,20 @@ fn postgres_statements_count_in_their_scope() {
             format!("INSERT INTO {schema}.customers (name) SELECT 'c' || g FROM generate_series(1, 7) g"),
             format!("INSERT INTO {schema}.orders (customer_id) SELECT 1 + g % 7 FROM generate_series(1, 21) g"),
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .unwrap();
         }
         // Both connections open before any scope runs (a connection opened in a scope counts its set-up).
         let (a, b) = tokio::join!(pool.acquire(), pool.acquire());
         drop((a.unwrap(), b.unwrap()));
         let orders = customers_with_orders(&pool, &schema).await.unwrap();
         let total = fan_out(&pool, &schema).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         (orders, total)
     });
