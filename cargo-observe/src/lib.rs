@@ -11,6 +11,7 @@ pub mod extract;
 pub mod fix;
 pub mod load;
 pub mod report;
+pub mod top;
 pub mod workspace;
 
 use std::io::Write;
@@ -22,8 +23,10 @@ use workspace::{Level, Workspace};
 
 pub const USAGE: &str = "\
 cargo observe lint: find the handlers, tasks and commands that are not observed
+cargo observe top: a live per-scope table of the metrics observed apps send
 
 Usage: cargo observe lint [OPTIONS]
+       cargo observe top [--addr HOST:PORT] [--interval SECONDS] [--for SECONDS]
 
 Options:
       --manifest-path <PATH>      Path to Cargo.toml (default: the workspace of the current directory)
@@ -42,6 +45,10 @@ Configuration, in the workspace's root Cargo.toml:
   targets = [\"lib\", \"bin\", \"example\", \"test\", \"bench\"]
 
 Exit status: 0 (nothing at level deny), 1 (a finding at level deny), 2 (the lint could not run).
+
+top listens for StatsD / DogStatsD packets (default 127.0.0.1:8125, where observe sends by default) and redraws
+the table every --interval seconds (default 2); --for stops after that many seconds and prints the table once
+(for scripts). Stop it with Ctrl-C.
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +62,7 @@ pub struct Options {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Lint(Options),
+    Top(top::TopOptions),
     Help,
     Version,
 }
@@ -67,6 +75,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     }
     match args.next() {
         Some("lint") => {}
+        Some("top") => return top::parse(args).map(Command::Top),
         Some("-h" | "--help" | "help") | None => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
         Some(other) => {
@@ -133,6 +142,7 @@ pub fn lint(manifest_path: Option<&Path>) -> Result<(Workspace, Sources, Analysi
 pub fn run(args: &[String], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     let options = match parse_args(args) {
         Ok(Command::Lint(options)) => options,
+        Ok(Command::Top(options)) => return top::run(&options, stdout, stderr),
         Ok(Command::Help) => {
             let _ = stdout.write_all(USAGE.as_bytes());
             return 0;

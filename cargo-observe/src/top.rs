@@ -1,0 +1,112 @@
+//! `cargo observe top`: a live per-scope table of what observed apps send, from a local StatsD receiver.
+//!
+//! Any observed app on the machine sends to `127.0.0.1:8125` by default; `top` listens there (or on `--addr`)
+//! and redraws the table every `--interval` seconds, like the demo's final table but live.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// The options of `cargo observe top`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopOptions {
+    /// Where to listen.
+    pub addr: String,
+    /// How often to redraw.
+    pub interval: Duration,
+    /// Stop after this long and print the table once (`--for`); `None`: run until killed.
+    pub duration: Option<Duration>,
+}
+
+fn seconds(flag: &str, value: Option<&str>) -> Result<Duration, String> {
+    let value = value.ok_or_else(|| format!("`{flag}` needs a number of seconds"))?;
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e7)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{flag}` takes a number of seconds, not `{value}`"))
+}
+
+/// Reads the options after `top`.
+pub fn parse<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<TopOptions, String> {
+    let mut options = TopOptions {
+        addr: "127.0.0.1:8125".to_owned(),
+        interval: Duration::from_secs(2),
+        duration: None,
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (arg, None),
+        };
+        let mut value = || inline.or_else(|| args.next());
+        match flag {
+            "--addr" => options.addr = value().ok_or("`--addr` needs host:port")?.to_owned(),
+            "--interval" => options.interval = seconds(flag, value())?,
+            "--for" => options.duration = Some(seconds(flag, value())?),
+            other => return Err(format!("unknown option `{other}` for `cargo observe top`")),
+        }
+    }
+    Ok(options)
+}
+
+/// Runs `top`; returns the exit status.
+pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let receiver = match observe_view::Receiver::bind(&options.addr) {
+        Ok(receiver) => receiver,
+        Err(err) => {
+            let _ = writeln!(
+                stderr,
+                "error: cannot listen on {}: {err} (is an agent already there? try --addr 127.0.0.1:9125)",
+                options.addr
+            );
+            return 2;
+        }
+    };
+    let live = options.duration.is_none() && std::io::stdout().is_terminal();
+    let started = Instant::now();
+    loop {
+        let wait = match options.duration {
+            Some(total) => total.saturating_sub(started.elapsed()).min(options.interval),
+            None => options.interval,
+        };
+        std::thread::sleep(wait);
+        let view = receiver.view();
+        let done = options.duration.is_some_and(|total| started.elapsed() >= total);
+        if live {
+            // Clear the screen and go home, then draw.
+            let _ = write!(stdout, "\x1b[2J\x1b[H");
+        }
+        if live || done {
+            let _ = writeln!(
+                stdout,
+                "observe top: listening on {} ({} metric lines, {} ignored), {:.0} s",
+                receiver.addr(),
+                view.lines,
+                view.ignored,
+                started.elapsed().as_secs_f64()
+            );
+            let _ = write!(stdout, "{}", view.render());
+            let _ = stdout.flush();
+        }
+        if done {
+            return 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let parsed = parse(["--addr", "127.0.0.1:9", "--interval=0.5", "--for", "3"].into_iter()).unwrap();
+        assert_eq!(parsed.addr, "127.0.0.1:9");
+        assert_eq!(parsed.interval, Duration::from_millis(500));
+        assert_eq!(parsed.duration, Some(Duration::from_secs(3)));
+        assert!(parse(["--interval", "soon"].into_iter()).is_err());
+        assert!(parse(["--interval", "-1"].into_iter()).is_err());
+        assert!(parse(["--bogus"].into_iter()).is_err());
+    }
+}
