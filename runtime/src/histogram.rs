@@ -30,6 +30,11 @@ impl Histogram {
         self.buckets[index(value)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many values are recorded (a scan: for diagnostics, not the hot path).
+    pub(crate) fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
     /// Takes every non-empty bucket as `(representative value, count)`, leaving the histogram empty.
     /// A value recorded concurrently lands either in this drain or in the next one: never lost, never twice.
     pub(crate) fn drain(&self, mut f: impl FnMut(u64, u64)) {
@@ -41,41 +46,6 @@ impl Histogram {
             if count > 0 {
                 f(representative(i), count);
             }
-        }
-    }
-}
-
-/// A histogram for values that are mostly zero (queries or HTTP calls per execution): zeros are a plain
-/// counter, the buckets are allocated the first time a non-zero value comes (once per site and outcome).
-pub(crate) struct SparseHistogram {
-    zeros: AtomicU64,
-    values: std::sync::OnceLock<Box<Histogram>>,
-}
-
-impl SparseHistogram {
-    pub(crate) const fn new() -> SparseHistogram {
-        SparseHistogram {
-            zeros: AtomicU64::new(0),
-            values: std::sync::OnceLock::new(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn record(&self, value: u64) {
-        if value == 0 {
-            self.zeros.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.values.get_or_init(|| Box::new(Histogram::new())).record(value);
-        }
-    }
-
-    pub(crate) fn drain(&self, mut f: impl FnMut(u64, u64)) {
-        let zeros = self.zeros.swap(0, Ordering::Relaxed);
-        if zeros > 0 {
-            f(0, zeros);
-        }
-        if let Some(values) = self.values.get() {
-            values.drain(f);
         }
     }
 }

@@ -333,31 +333,49 @@ impl Emitter {
                 scope,
                 outcome: outcome.as_str(),
             };
-            let mut calls = 0;
-            stats.duration.drain(|nanos, count| {
-                calls += count;
+            let http = crate::query::http_used();
+            let mut idle = 0;
+            stats.idle.drain(|nanos, count| {
+                idle += count;
                 self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
             });
-            stats.queries.drain(|queries, count| {
-                self.distribution(&tags, "scope.queries", queries as f64, count);
-            });
-            stats.query_time.drain(|nanos, count| {
-                self.distribution(&tags, "scope.query_time", nanos as f64 / 1e6, count);
-            });
-            // HTTP metrics only once the process made an outgoing call: no zeros for apps that never do.
-            let http = crate::query::http_used();
-            stats.http_calls.drain(|calls, count| {
+            let mut busy = 0;
+            if let Some(stats) = stats.busy.get() {
+                stats.duration.drain(|nanos, count| {
+                    busy += count;
+                    self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
+                });
+                stats.queries.drain(|queries, count| {
+                    self.distribution(&tags, "scope.queries", queries as f64, count);
+                });
+                stats.query_time.drain(|nanos, count| {
+                    self.distribution(&tags, "scope.query_time", nanos as f64 / 1e6, count);
+                });
+                // HTTP metrics only once the process made an outgoing call: no zeros for apps that never do.
+                stats.http_calls.drain(|calls, count| {
+                    if http {
+                        self.distribution(&tags, "scope.http_calls", calls as f64, count);
+                    }
+                });
+                stats.http_time.drain(|nanos, count| {
+                    if http {
+                        self.distribution(&tags, "scope.http_time", nanos as f64 / 1e6, count);
+                    }
+                });
+            }
+            if idle > 0 {
+                // The executions without queries: zeros count too (the distribution of queries per request).
+                self.distribution(&tags, "scope.queries", 0.0, idle);
+                self.distribution(&tags, "scope.query_time", 0.0, idle);
                 if http {
-                    self.distribution(&tags, "scope.http_calls", calls as f64, count);
+                    self.distribution(&tags, "scope.http_calls", 0.0, idle);
+                    self.distribution(&tags, "scope.http_time", 0.0, idle);
                 }
-            });
-            stats.http_time.drain(|nanos, count| {
-                if http {
-                    self.distribution(&tags, "scope.http_time", nanos as f64 / 1e6, count);
-                }
-            });
+            }
+            let calls = idle + busy;
             if calls > 0 {
                 self.count(&tags, "scope.calls", calls);
+                site.add_flushed(calls);
             }
             for (name, counter) in [
                 ("scope.n_plus_one", &stats.n_plus_one),

@@ -10,7 +10,7 @@ use tracing_core::field::FieldSet;
 use tracing_core::metadata::Kind as MetaKind;
 use tracing_core::{Interest, Level, Metadata};
 
-use crate::histogram::{Histogram, SparseHistogram};
+use crate::histogram::Histogram;
 
 /// What an observed function is: the `kind` tag of its metrics.
 ///
@@ -103,34 +103,59 @@ impl fmt::Display for Outcome {
 }
 
 /// What one (site, outcome) pair has gathered since the last flush.
+///
+/// Most executions run no query and no HTTP call: they cost one atomic add, in `idle`. The others go to `busy`,
+/// allocated the first time one comes.
 pub(crate) struct OutcomeStats {
-    /// Durations in nanoseconds; its total count is the number of calls.
-    pub(crate) duration: Histogram,
-    /// Queries per execution (zeros included).
-    pub(crate) queries: SparseHistogram,
-    /// Query time per execution, in nanoseconds (zeros included).
-    pub(crate) query_time: SparseHistogram,
-    /// Outgoing HTTP calls per execution (zeros included).
-    pub(crate) http_calls: SparseHistogram,
-    /// Time in outgoing HTTP calls per execution, in nanoseconds (zeros included).
-    pub(crate) http_time: SparseHistogram,
+    /// Durations (ns) of executions without queries or HTTP calls.
+    pub(crate) idle: Histogram,
+    /// Executions with queries or HTTP calls.
+    pub(crate) busy: OnceLock<Box<BusyStats>>,
     /// N+1 fingerprints found.
     pub(crate) n_plus_one: AtomicU64,
     /// Executions over their query budget.
     pub(crate) over_budget: AtomicU64,
 }
 
+/// The executions that did run queries or HTTP calls.
+pub(crate) struct BusyStats {
+    /// Durations in nanoseconds.
+    pub(crate) duration: Histogram,
+    /// Queries per execution.
+    pub(crate) queries: Histogram,
+    /// Query time per execution, in nanoseconds.
+    pub(crate) query_time: Histogram,
+    /// Outgoing HTTP calls per execution.
+    pub(crate) http_calls: Histogram,
+    /// Time in outgoing HTTP calls per execution, in nanoseconds.
+    pub(crate) http_time: Histogram,
+}
+
+impl BusyStats {
+    fn new() -> BusyStats {
+        BusyStats {
+            duration: Histogram::new(),
+            queries: Histogram::new(),
+            query_time: Histogram::new(),
+            http_calls: Histogram::new(),
+            http_time: Histogram::new(),
+        }
+    }
+}
+
 impl OutcomeStats {
     fn new() -> OutcomeStats {
         OutcomeStats {
-            duration: Histogram::new(),
-            queries: SparseHistogram::new(),
-            query_time: SparseHistogram::new(),
-            http_calls: SparseHistogram::new(),
-            http_time: SparseHistogram::new(),
+            idle: Histogram::new(),
+            busy: OnceLock::new(),
             n_plus_one: AtomicU64::new(0),
             over_budget: AtomicU64::new(0),
         }
+    }
+
+    /// Executions recorded and not yet flushed.
+    fn pending(&self) -> u64 {
+        self.idle.count() + self.busy.get().map_or(0, |busy| busy.duration.count())
     }
 }
 
@@ -169,8 +194,8 @@ pub struct Site {
     max_queries: u32,
     /// For a site created at run time (a route of the tower layer): the static site whose span it opens.
     span_site: Option<&'static Site>,
-    /// Executions recorded since the process started, all outcomes (for `observe::diagnostics` and tests).
-    total: AtomicU64,
+    /// Executions already flushed, all outcomes (see [`Site::executions`]).
+    flushed: AtomicU64,
 }
 
 impl Site {
@@ -207,7 +232,7 @@ impl Site {
             stats: [const { OnceLock::new() }; 4],
             max_queries: 0,
             span_site: None,
-            total: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
         }
     }
 
@@ -338,7 +363,8 @@ impl Site {
     /// assert_eq!(site.executions(), 2);
     /// ```
     pub fn executions(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+        let pending: u64 = self.stats.iter().filter_map(OnceLock::get).map(|stats| stats.pending()).sum();
+        self.flushed.load(Ordering::Relaxed) + pending
     }
 
     /// Registers the site on its first call: into the list behind [`sites()`](crate::sites), and as a tracing
@@ -413,12 +439,22 @@ impl Site {
     #[inline]
     pub(crate) fn record(&self, outcome: Outcome, nanos: u64, work: &crate::query::QueryState) {
         let stats = self.stats(outcome);
-        stats.duration.record(nanos);
-        stats.queries.record(u64::from(work.count.get()));
-        stats.query_time.record(work.nanos.get());
-        stats.http_calls.record(u64::from(work.http_calls.get()));
-        stats.http_time.record(work.http_nanos.get());
-        self.total.fetch_add(1, Ordering::Relaxed);
+        let (queries, http_calls) = (work.count.get(), work.http_calls.get());
+        if queries == 0 && http_calls == 0 {
+            stats.idle.record(nanos);
+            return;
+        }
+        let busy = stats.busy.get_or_init(|| Box::new(BusyStats::new()));
+        busy.duration.record(nanos);
+        busy.queries.record(u64::from(queries));
+        busy.query_time.record(work.nanos.get());
+        busy.http_calls.record(u64::from(http_calls));
+        busy.http_time.record(work.http_nanos.get());
+    }
+
+    /// Counts executions the flusher sent (for [`Site::executions`]).
+    pub(crate) fn add_flushed(&self, calls: u64) {
+        self.flushed.fetch_add(calls, Ordering::Relaxed);
     }
 
     /// The stats gathered for `outcome`, if any execution ever ended with it.
