@@ -363,7 +363,12 @@ impl Site {
     /// assert_eq!(site.executions(), 2);
     /// ```
     pub fn executions(&self) -> u64 {
-        let pending: u64 = self.stats.iter().filter_map(OnceLock::get).map(|stats| stats.pending()).sum();
+        let pending: u64 = self
+            .stats
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|stats| stats.pending())
+            .sum();
         self.flushed.load(Ordering::Relaxed) + pending
     }
 
