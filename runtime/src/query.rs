@@ -24,6 +24,7 @@
 //! becomes a metric tag, and parameters are never seen.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -46,49 +47,88 @@ pub(crate) static UNSCOPED_QUERIES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static UNSCOPED_PENDING: AtomicU64 = AtomicU64::new(0);
 pub(crate) static UNSCOPED_TIME: Histogram = Histogram::new();
 
+/// A fingerprint over the N+1 threshold: `(hash, normalised text)`.
+type Flagged = (u64, String);
+
 /// One tracked fingerprint of a scope.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Entry {
-    /// 0 is an empty slot.
     hash: u64,
     count: u32,
     /// A nested scope already warned about it: the enclosing scopes stay quiet.
     reported: bool,
 }
 
-/// A fingerprint over the N+1 threshold: `(hash, normalised text)`.
-type Flagged = (u64, String);
-
-/// What one execution gathered about its queries. Lives in the scope's frame; no allocation unless an N+1
-/// pattern is found (then the fingerprint's text is kept for the warning).
-#[derive(Default)]
+/// What one execution gathered about its queries. Lives in the scope's frame, so it is created with every
+/// scope: the fingerprint table is left uninitialised (only its first `used` entries are ever read), which
+/// keeps creating a scope to a few stores. No allocation unless an N+1 pattern is found (then the
+/// fingerprint's text is kept for the warning).
 pub(crate) struct QueryState {
     pub(crate) count: Cell<u32>,
     pub(crate) nanos: Cell<u64>,
     /// Outgoing HTTP calls (recorded by the `reqwest` middleware or [`record_http`]).
     pub(crate) http_calls: Cell<u32>,
     pub(crate) http_nanos: Cell<u64>,
-    entries: [Cell<Entry>; TRACKED],
+    /// How many entries of `entries` are initialised and in use.
+    used: Cell<u8>,
+    entries: [Cell<MaybeUninit<Entry>>; TRACKED],
     /// Fingerprints over the threshold, with their text.
     flagged: Cell<Vec<Flagged>>,
+    any_flagged: Cell<bool>,
 }
 
 impl QueryState {
+    pub(crate) const fn new() -> QueryState {
+        QueryState {
+            count: Cell::new(0),
+            nanos: Cell::new(0),
+            http_calls: Cell::new(0),
+            http_nanos: Cell::new(0),
+            used: Cell::new(0),
+            entries: [const { Cell::new(MaybeUninit::uninit()) }; TRACKED],
+            flagged: Cell::new(Vec::new()),
+            any_flagged: Cell::new(false),
+        }
+    }
+
+    /// Entry `i`, which must be below `used`.
+    fn entry(&self, i: usize) -> Entry {
+        debug_assert!(i < usize::from(self.used.get()));
+        // SAFETY: entries below `used` were written by `add` before `used` was raised past them.
+        unsafe { self.entries[i].get().assume_init() }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (usize, Entry)> + '_ {
+        (0..usize::from(self.used.get())).map(|i| (i, self.entry(i)))
+    }
+
     fn add(&self, hash: u64, statement: &str, nanos: u64) {
         self.count.set(self.count.get().saturating_add(1));
         self.nanos.set(self.nanos.get().saturating_add(nanos));
         let threshold = N_PLUS_ONE_THRESHOLD.load(Ordering::Relaxed);
-        for cell in &self.entries {
-            let mut entry = cell.get();
-            if entry.hash == hash || entry.hash == 0 {
-                entry.hash = hash;
+        let count = match self.entries().find(|(_, e)| e.hash == hash) {
+            Some((i, mut entry)) => {
                 entry.count = entry.count.saturating_add(1);
-                cell.set(entry);
-                if entry.count == threshold.saturating_add(1) {
-                    self.flag(hash, statement);
-                }
-                return;
+                self.entries[i].set(MaybeUninit::new(entry));
+                entry.count
             }
+            None => {
+                let used = usize::from(self.used.get());
+                if used == TRACKED {
+                    // Bounded: further distinct statements are counted, not fingerprinted.
+                    return;
+                }
+                self.entries[used].set(MaybeUninit::new(Entry {
+                    hash,
+                    count: 1,
+                    reported: false,
+                }));
+                self.used.set(self.used.get() + 1);
+                1
+            }
+        };
+        if count == threshold.saturating_add(1) {
+            self.flag(hash, statement);
         }
     }
 
@@ -97,36 +137,32 @@ impl QueryState {
         let mut flagged = self.flagged.take();
         flagged.push((hash, fingerprint(statement)));
         self.flagged.set(flagged);
+        self.any_flagged.set(true);
     }
 
     /// The N+1 fingerprints not already reported by a nested scope: `(hash, text, count)`.
     pub(crate) fn take_n_plus_one(&self) -> Vec<(u64, String, u32)> {
+        self.any_flagged.set(false);
         self.flagged
             .take()
             .into_iter()
             .filter_map(|(hash, text)| {
-                let entry = self.entries.iter().map(Cell::get).find(|e| e.hash == hash)?;
+                let (_, entry) = self.entries().find(|(_, e)| e.hash == hash)?;
                 (!entry.reported).then_some((hash, text, entry.count))
             })
             .collect()
     }
 
+    #[inline]
     pub(crate) fn has_flagged(&self) -> bool {
-        // A `Cell<Vec<_>>` cannot be peeked: take it and put it back (an empty Vec does not allocate).
-        let flagged = self.flagged.take();
-        let has = !flagged.is_empty();
-        self.flagged.set(flagged);
-        has
+        self.any_flagged.get()
     }
 
     /// Marks a fingerprint as reported (by a nested scope).
     pub(crate) fn mark_reported(&self, hash: u64) {
-        for cell in &self.entries {
-            let mut entry = cell.get();
-            if entry.hash == hash {
-                entry.reported = true;
-                cell.set(entry);
-            }
+        if let Some((i, mut entry)) = self.entries().find(|(_, e)| e.hash == hash) {
+            entry.reported = true;
+            self.entries[i].set(MaybeUninit::new(entry));
         }
     }
 }

@@ -38,7 +38,7 @@ impl Frame {
             site,
             trace_id: Cell::new(None),
             parent: Cell::new(ptr::null()),
-            queries: QueryState::default(),
+            queries: QueryState::new(),
             capture,
         }
     }
@@ -137,9 +137,10 @@ impl Scope {
         f()
     }
 
-    /// Ends the execution with `outcome` (used by generated code once the function has returned).
+    /// Ends the execution with `outcome` (used by generated code once the function has returned). Takes
+    /// `&mut self`: the scope is not moved (it is a few hundred bytes), it is dropped where it lives.
     #[inline]
-    pub fn finish(mut self, outcome: Outcome) {
+    pub fn finish(&mut self, outcome: Outcome) {
         self.end(outcome);
     }
 
