@@ -1,0 +1,121 @@
+//! Per-query cost of observe's recording, measured against the same work without it, in one run:
+//!
+//! - `observe::query::record` inside a scope (count, time, fingerprint of the statement), for a short and a
+//!   typical statement, and outside any scope (the unscoped counter);
+//! - rusqlite: a cached `SELECT` with and without `observe::rusqlite::instrument`;
+//! - diesel: the same with and without observe's `Instrumentation`;
+//! - sqlx: the `sqlx::query` tracing event as sqlx emits it, with observe's layer vs a layer that enables the
+//!   same events and does nothing (the difference is what observe adds to what the event itself costs).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use diesel::connection::{Connection, SimpleConnection};
+use diesel::RunQueryDsl;
+use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::prelude::*;
+
+const SHORT: &str = "SELECT 1";
+const TYPICAL: &str = "SELECT id, order_id, sku, quantity, price_cents FROM items WHERE order_id = $1 AND deleted_at IS NULL ORDER BY id LIMIT 50";
+
+#[observe::observe]
+fn scope_for(f: impl FnOnce()) {
+    f();
+}
+
+fn record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("query_record");
+    let elapsed = Duration::from_micros(250);
+    group.bench_function("in_scope_short", |b| {
+        scope_for(|| b.iter(|| observe::query::record(black_box(SHORT), black_box(elapsed))));
+    });
+    group.bench_function("in_scope_typical", |b| {
+        scope_for(|| b.iter(|| observe::query::record(black_box(TYPICAL), black_box(elapsed))));
+    });
+    group.bench_function("unscoped_typical", |b| {
+        b.iter(|| observe::query::record(black_box(TYPICAL), black_box(elapsed)));
+    });
+    group.bench_function("fingerprint_text_typical", |b| {
+        b.iter(|| observe::query::fingerprint(black_box(TYPICAL)));
+    });
+    group.finish();
+}
+
+fn rusqlite_hook(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rusqlite");
+    let plain = rusqlite::Connection::open_in_memory().unwrap();
+    let instrumented = rusqlite::Connection::open_in_memory().unwrap();
+    observe::rusqlite::instrument(&instrumented);
+    for (name, conn) in [("plain", &plain), ("instrumented", &instrumented)] {
+        group.bench_function(name, |b| {
+            scope_for(|| {
+                let mut statement = conn.prepare_cached("SELECT 1").unwrap();
+                b.iter(|| statement.query_row([], |row| row.get::<_, i64>(0)).unwrap());
+            });
+        });
+    }
+    group.finish();
+}
+
+fn diesel_hook(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diesel");
+    let mut plain = diesel::SqliteConnection::establish(":memory:").unwrap();
+    let mut instrumented = diesel::SqliteConnection::establish(":memory:").unwrap();
+    instrumented.set_instrumentation(observe::diesel::instrumentation());
+    for (name, conn) in [("plain", &mut plain), ("instrumented", &mut instrumented)] {
+        conn.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)").unwrap();
+        group.bench_function(name, |b| {
+            scope_for(|| b.iter(|| diesel::sql_query("SELECT 1 FROM t WHERE id = 1").execute(conn).unwrap()));
+        });
+    }
+    group.finish();
+}
+
+/// Enables what observe's sqlx layer enables, and does nothing with it: the baseline for the sqlx path.
+struct SameEvents;
+
+impl<S> Filter<S> for SameEvents {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        meta.target() == "sqlx::query" || !meta.is_event()
+    }
+}
+
+struct Nothing;
+
+impl<S: tracing::Subscriber> Layer<S> for Nothing {}
+
+fn sqlx_event() {
+    let elapsed = Duration::from_micros(250);
+    tracing::debug!(
+        target: "sqlx::query",
+        summary = "SELECT id, order_id, sku …",
+        db.statement = "\n\nSELECT id, order_id, sku, quantity FROM items WHERE order_id = $1\n",
+        rows_affected = 0u64,
+        rows_returned = 3u64,
+        ?elapsed,
+        elapsed_secs = elapsed.as_secs_f64(),
+    );
+}
+
+fn sqlx_layer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sqlx_event");
+    let baseline = tracing_subscriber::registry().with(Nothing.with_filter(SameEvents));
+    tracing::subscriber::with_default(baseline, || {
+        group.bench_function("baseline_layer", |b| scope_for(|| b.iter(sqlx_event)));
+    });
+    let observed = tracing_subscriber::registry().with(observe::sqlx::layer());
+    tracing::subscriber::with_default(observed, || {
+        group.bench_function("observe_layer", |b| scope_for(|| b.iter(sqlx_event)));
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = record, rusqlite_hook, diesel_hook, sqlx_layer
+}
+criterion_main!(benches);
