@@ -24,8 +24,8 @@
 //! becomes a metric tag, and parameters are never seen.
 
 use std::cell::Cell;
-use std::mem::MaybeUninit;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
