@@ -36,8 +36,12 @@ fn record(c: &mut Criterion) {
     group.bench_function("unscoped_typical", |b| {
         b.iter(|| observe::query::record(black_box(TYPICAL), black_box(elapsed)));
     });
-    group.bench_function("fingerprint_text_typical", |b| {
-        b.iter(|| observe::query::fingerprint(black_box(TYPICAL)));
+    // The fingerprint hash alone: what `record` computes per query, with no allocation.
+    group.bench_function("fingerprint_hash_short", |b| {
+        b.iter(|| observe::__private::fingerprint_hash(black_box(SHORT)));
+    });
+    group.bench_function("fingerprint_hash_typical", |b| {
+        b.iter(|| observe::__private::fingerprint_hash(black_box(TYPICAL)));
     });
     group.finish();
 }

@@ -75,3 +75,8 @@ impl CarrierSource for String {
         self.parse().ok()
     }
 }
+
+/// The fingerprint hash of a statement (for the benchmarks: what `query::record` computes per query).
+pub fn fingerprint_hash(sql: &str) -> u64 {
+    crate::fingerprint::hash(sql)
+}

@@ -30,7 +30,18 @@ fn environment_configures_destination_and_global_tags() {
     observe::flush();
     let lines = receiver.lines();
     drop(guard);
-    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let mut names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "myapp.scope.calls",
+            "myapp.scope.duration",
+            "myapp.scope.queries",
+            "myapp.scope.query_time"
+        ],
+        "{lines:#?}"
+    );
     for line in &lines {
         assert!(line.name.starts_with("myapp.scope."), "{}", line.raw);
         assert_eq!(line.tag("service"), Some("checkout"));

@@ -28,6 +28,7 @@
 //! then counted as unscoped (never lost). `fetch_all`, `execute` and streams that are read to the end are
 //! always attributed.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -102,24 +103,33 @@ where
         if event.metadata().target() != TARGET {
             return;
         }
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        let Some(elapsed) = fields.elapsed else {
-            return;
-        };
-        let statement = fields.statement();
-        if crate::scope::in_scope() {
-            crate::query::record(statement, elapsed);
-            return;
+        // The fields are read into buffers reused by every event of this thread: no allocation once warm.
+        thread_local! {
+            static FIELDS: RefCell<Fields> = RefCell::new(Fields::default());
         }
-        // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
-        let scope_span = ctx
-            .event_scope(event)
-            .and_then(|mut spans| spans.find(|span| span.extensions().get::<ScopeSpan>().is_some()));
-        match scope_span {
-            Some(span) => crate::query::hand_over(span.id().into_u64(), statement, elapsed),
-            None => crate::query::record(statement, elapsed),
-        }
+        let _ = FIELDS.try_with(|fields| {
+            let Ok(mut fields) = fields.try_borrow_mut() else {
+                return;
+            };
+            fields.clear();
+            event.record(&mut *fields);
+            let Some(elapsed) = fields.elapsed else {
+                return;
+            };
+            let statement = fields.statement();
+            if crate::scope::in_scope() {
+                crate::query::record(statement, elapsed);
+                return;
+            }
+            // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
+            let scope_span = ctx
+                .event_scope(event)
+                .and_then(|mut spans| spans.find(|span| span.extensions().get::<ScopeSpan>().is_some()));
+            match scope_span {
+                Some(span) => crate::query::hand_over(span.id().into_u64(), statement, elapsed),
+                None => crate::query::record(statement, elapsed),
+            }
+        });
     }
 
     fn on_close(&self, id: Id, _: Context<'_, S>) {
@@ -136,6 +146,12 @@ struct Fields {
 }
 
 impl Fields {
+    fn clear(&mut self) {
+        self.elapsed = None;
+        self.summary.clear();
+        self.statement.clear();
+    }
+
     /// sqlx puts a short statement in `summary` and leaves `db.statement` empty; a long one is in full in
     /// `db.statement` and abbreviated in `summary`.
     fn statement(&self) -> &str {
