@@ -20,9 +20,11 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write};
-use std::time::Instant;
+use std::time::Duration;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
+
+use crate::scope::clock;
 
 /// The instrumentation: time each query from `StartQuery` to `FinishQuery` and record it.
 ///
@@ -32,7 +34,8 @@ use diesel::connection::{Instrumentation, InstrumentationEvent};
 /// ```
 #[derive(Debug, Default)]
 pub struct QueryInstrumentation {
-    started: Option<Instant>,
+    /// The clock's raw reading at `StartQuery`.
+    started: Option<u64>,
 }
 
 /// A new [`QueryInstrumentation`], for `Connection::set_instrumentation`.
@@ -59,9 +62,13 @@ pub fn instrument_all_connections() -> diesel::QueryResult<()> {
 impl Instrumentation for QueryInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
+            InstrumentationEvent::StartQuery { .. } => self.started = Some(clock().raw()),
             InstrumentationEvent::FinishQuery { query, .. } => {
-                let elapsed = self.started.take().map(|s| s.elapsed()).unwrap_or_default();
+                let elapsed = self
+                    .started
+                    .take()
+                    .map(|s| Duration::from_nanos(clock().delta_as_nanos(s, clock().raw())))
+                    .unwrap_or_default();
                 with_sql(&query, |sql| crate::query::record(sql, elapsed));
             }
             _ => {}

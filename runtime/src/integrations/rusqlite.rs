@@ -16,9 +16,12 @@
 //! ```
 
 use std::cell::RefCell;
-use std::time::Instant;
+
+use std::time::Duration;
 
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
+
+use crate::scope::clock;
 
 /// Records every statement `conn` runs: the statement text with its placeholders (never the bound values),
 /// timed from SQLite's start event to its profile event. (SQLite's own profile time has millisecond
@@ -45,7 +48,7 @@ pub fn instrument(conn: &rusqlite::Connection) {
 const RUNNING: usize = 16;
 
 /// A ring of `(hash of the SQL text, start)` and the index of the next slot.
-type Started = ([(u64, Option<Instant>); RUNNING], usize);
+type Started = ([(u64, Option<u64>); RUNNING], usize);
 
 thread_local! {
     static STARTED: RefCell<Started> = const { RefCell::new(([(0, None); RUNNING], 0)) };
@@ -65,7 +68,7 @@ fn on_trace(event: TraceEvent<'_>) {
             let _ = STARTED.try_with(|started| {
                 if let Ok(mut started) = started.try_borrow_mut() {
                     let (slots, next) = &mut *started;
-                    slots[*next % RUNNING] = (hash, Some(Instant::now()));
+                    slots[*next % RUNNING] = (hash, Some(clock().raw()));
                     *next = next.wrapping_add(1);
                 }
             });
@@ -84,7 +87,9 @@ fn on_trace(event: TraceEvent<'_>) {
                 })
                 .ok()
                 .flatten();
-            let elapsed = started.map_or(sqlite_elapsed, |s| s.elapsed());
+            let elapsed = started.map_or(sqlite_elapsed, |s| {
+                Duration::from_nanos(clock().delta_as_nanos(s, clock().raw()))
+            });
             crate::query::record(&sql, elapsed);
         }
         _ => {}
