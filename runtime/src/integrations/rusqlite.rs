@@ -42,29 +42,30 @@ pub fn instrument(conn: &rusqlite::Connection) {
     );
 }
 
-/// Statements started and not yet finished on this thread: `(hash of the SQL text, start)`. Statements can
-/// interleave (a loop that runs a query per row of another), so the finish is matched by text, newest first.
+/// Statements started and not yet finished on this thread: `(statement key, start)`. Statements can
+/// interleave (a loop that runs a query per row of another), so the finish is matched by statement, newest
+/// first.
 /// Bounded: the oldest entry gives way.
 const RUNNING: usize = 16;
 
-/// A ring of `(hash of the SQL text, start)` and the index of the next slot.
+/// A ring of `(statement key, start)` and the index of the next slot.
 type Started = ([(u64, Option<u64>); RUNNING], usize);
 
 thread_local! {
     static STARTED: RefCell<Started> = const { RefCell::new(([(0, None); RUNNING], 0)) };
 }
 
-fn text_hash(sql: &str) -> u64 {
-    sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// Identifies a statement between its start and profile events: the address and length of its SQL text,
+/// which SQLite keeps in the prepared statement (no hashing of the text).
+fn statement_key(sql: &str) -> u64 {
+    (sql.as_ptr() as u64).rotate_left(16) ^ sql.len() as u64
 }
 
 fn on_trace(event: TraceEvent<'_>) {
     match event {
         // Trigger sub-programs report a `-- comment` here: not a statement of their own.
         TraceEvent::Stmt(statement, text) if !text.starts_with("--") => {
-            let hash = text_hash(&statement.sql());
+            let hash = statement_key(&statement.sql());
             let _ = STARTED.try_with(|started| {
                 if let Ok(mut started) = started.try_borrow_mut() {
                     let (slots, next) = &mut *started;
@@ -75,7 +76,7 @@ fn on_trace(event: TraceEvent<'_>) {
         }
         TraceEvent::Profile(statement, sqlite_elapsed) => {
             let sql = statement.sql();
-            let hash = text_hash(&sql);
+            let hash = statement_key(&sql);
             let started = STARTED
                 .try_with(|started| {
                     let mut started = started.try_borrow_mut().ok()?;
