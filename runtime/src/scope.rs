@@ -132,10 +132,14 @@ impl Scope {
         CURRENT.set(frame);
         let leave = Leave {
             scope: self,
-            was_panicking: std::thread::panicking(),
+            returned: Cell::new(false),
         };
         let _entered = leave.scope.span.enter();
-        f()
+        let result = f();
+        // Reached only when `f` returned: if it unwinds instead, `Leave` ends the scope as a panic. (No call to
+        // `thread::panicking()` on the way: a flag is cheaper.)
+        leave.returned.set(true);
+        result
     }
 
     /// Ends the execution with `outcome` (used by generated code once the function has returned). Takes
@@ -173,7 +177,9 @@ impl Scope {
         }
         let queries = &self.frame.queries;
         site.record(outcome, nanos, queries);
-        if queries.has_flagged() || site.max_queries().is_some_and(|max| queries.count.get() > max) {
+        // Both need queries: an execution without any skips the checks.
+        let count = queries.count.get();
+        if count > 0 && (queries.has_flagged() || site.max_queries().is_some_and(|max| count > max)) {
             self.report_queries(site, outcome);
         }
         if crate::testing::capturing() {
@@ -251,7 +257,8 @@ impl Scope {
 /// Leaves the scope when `in_scope` returns or unwinds.
 struct Leave<'a> {
     scope: &'a mut Scope,
-    was_panicking: bool,
+    /// Set once the closure returned; still false in `drop` means it is unwinding.
+    returned: Cell<bool>,
 }
 
 impl Drop for Leave<'_> {
@@ -259,7 +266,7 @@ impl Drop for Leave<'_> {
     fn drop(&mut self) {
         CURRENT.set(self.scope.frame.parent.get());
         self.scope.frame.parent.set(ptr::null());
-        if !self.was_panicking && std::thread::panicking() {
+        if !self.returned.get() {
             self.scope.end(Outcome::Panic);
         }
     }
