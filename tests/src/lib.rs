@@ -158,3 +158,41 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// observe started for a test: metrics to a fresh [`StatsdReceiver`], log lines (pretty, `info`) into a
+/// [`Capture`], the global subscriber installed. One per test binary (the subscriber is global).
+pub struct Started {
+    /// Where the metric packets arrive.
+    pub receiver: StatsdReceiver,
+    /// The log lines.
+    pub capture: Capture,
+    /// Drop it (or call `observe::flush()`) before reading what was sent.
+    pub guard: observe::Guard,
+}
+
+/// Starts observe as [`Started`] describes.
+pub fn start() -> Started {
+    let capture = Capture::default();
+    let receiver = StatsdReceiver::bind().expect("a loopback UDP socket");
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_format(observe::LogFormat::Pretty)
+        .log_writer(capture.clone())
+        .log_filter("info")
+        .init()
+        .expect("observe starts");
+    Started {
+        receiver,
+        capture,
+        guard,
+    }
+}
+
+/// A multi-threaded tokio runtime with `workers` threads, timers and I/O on.
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use observe::observe;
-use observe_tests::{calls, Capture, StatsdReceiver};
+use observe_tests::{calls, Capture};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -70,19 +70,12 @@ async fn call(
 
 #[test]
 fn ten_thousand_requests_keep_their_own_trace_ids() {
-    let capture = Capture::default();
-    let receiver = StatsdReceiver::bind().unwrap();
-    let guard = observe::Config::default()
-        .statsd_addr(receiver.addr())
-        .log_writer(capture.clone())
-        .log_filter("info")
-        .init()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let observe_tests::Started {
+        receiver,
+        capture,
+        guard,
+    } = observe_tests::start();
+    let runtime = observe_tests::runtime(2);
     let results = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base: Arc<str> = format!("http://{}", listener.local_addr().unwrap()).into();

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use observe::observe;
-use observe_tests::{Capture, StatsdReceiver};
 
 #[observe(handler)]
 async fn handle(request: u64) -> Result<(), String> {
@@ -34,22 +33,10 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 #[test]
 fn every_line_in_a_scope_has_its_trace_id() {
-    let capture = Capture::default();
-    let receiver = StatsdReceiver::bind().unwrap();
-    let guard = observe::Config::default()
-        .statsd_addr(receiver.addr())
-        .log_format(observe::LogFormat::Pretty)
-        .log_writer(capture.clone())
-        .log_filter("info")
-        .init()
-        .unwrap();
+    let observe_tests::Started { capture, guard, .. } = observe_tests::start();
 
     tracing::info!(outside = true, "before any scope");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = observe_tests::runtime(4);
     runtime.block_on(async {
         let handles: Vec<_> = (0..300).map(|r| tokio::spawn(handle(r))).collect();
         for handle in handles {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use observe::{observe, FutureExt};
-use observe_tests::{Capture, StatsdReceiver};
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split(' ')
@@ -54,19 +53,8 @@ async fn worker_job(request: u64, expected: observe::TraceId) {
 
 #[test]
 fn every_hop_keeps_the_trace_id() {
-    let capture = Capture::default();
-    let receiver = StatsdReceiver::bind().unwrap();
-    let guard = observe::Config::default()
-        .statsd_addr(receiver.addr())
-        .log_writer(capture.clone())
-        .log_filter("info")
-        .init()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+    let observe_tests::Started { capture, guard, .. } = observe_tests::start();
+    let runtime = observe_tests::runtime(4);
     runtime.block_on(async {
         let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<(u64, observe::Carrier)>();
         // The worker: resumes each job's carrier; it runs outside any request.

@@ -2,7 +2,6 @@
 //! them on its worker thread, and although the log filter (`info`) would not show sqlx's debug events.
 
 use observe::observe;
-use observe_tests::{Capture, StatsdReceiver};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
@@ -80,19 +79,12 @@ async fn count(pool: &SqlitePool, table: &'static str) -> Result<i64, sqlx::Erro
 
 #[test]
 fn sqlx_statements_count_in_the_scope_that_ran_them() {
-    let capture = Capture::default();
-    let receiver = StatsdReceiver::bind().unwrap();
-    let guard = observe::Config::default()
-        .statsd_addr(receiver.addr())
-        .log_writer(capture.clone())
-        .log_filter("info")
-        .init()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let observe_tests::Started {
+        receiver,
+        capture,
+        guard,
+    } = observe_tests::start();
+    let runtime = observe_tests::runtime(2);
     let (items, total) = runtime.block_on(async {
         let pool = shop().await;
         let items = orders_with_items(&pool).await.unwrap();
