@@ -1,4 +1,4 @@
-//! diesel: an [`Instrumentation`](diesel::connection::Instrumentation) that records every query a connection
+//! diesel: an `Instrumentation` (diesel 2.2+) that records every query a connection
 //! runs into the current scope.
 //!
 //! ```
