@@ -263,9 +263,17 @@ impl View {
     /// ```
     pub fn render(&self) -> String {
         let mut out = String::new();
+        // As wide as the longest scope name, within reason.
+        let width = self
+            .rows
+            .keys()
+            .map(|k| k.chars().count())
+            .max()
+            .unwrap_or(5)
+            .clamp(5, 48);
         let _ = writeln!(
             out,
-            "{:<34} {:<8} {:>6} {:>6} {:>5} {:>5}  {:>8} {:>8} {:>8}  {:>19} {:>9} {:>4}",
+            "{:<width$} {:<8} {:>6} {:>6} {:>5} {:>5}  {:>8} {:>8} {:>8}  {:>19} {:>9} {:>4}",
             "scope",
             "kind",
             "calls",
@@ -299,8 +307,8 @@ impl View {
             );
             let _ = writeln!(
                 out,
-                "{:<34} {:<8} {:>6} {:>6} {:>5} {:>5}  {:>8} {:>8} {:>8}  {:>19} {:>9} {:>4}",
-                truncate(scope, 34),
+                "{:<width$} {:<8} {:>6} {:>6} {:>5} {:>5}  {:>8} {:>8} {:>8}  {:>19} {:>9} {:>4}",
+                truncate(scope, width),
                 row.kind,
                 row.calls(),
                 outcome("error"),
