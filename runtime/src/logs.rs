@@ -314,8 +314,7 @@ fn push_json_str(out: &mut String, text: &str) {
 /// use tracing_subscriber::prelude::*;
 ///
 /// let subscriber = tracing_subscriber::registry()
-///     .with(tracing_subscriber::EnvFilter::new("info"))
-///     .with(observe::layer());
+///     .with(observe::layer().with_filter(tracing_subscriber::EnvFilter::new("info")));
 /// tracing::subscriber::with_default(subscriber, || {
 ///     tracing::info!("outside any scope: no trace_id on this line");
 /// });
