@@ -337,44 +337,44 @@ impl Emitter {
             let mut idle = 0;
             stats.idle.drain(|nanos, count| {
                 idle += count;
-                self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
+                self.distribution(Some(&tags), "scope.duration", nanos as f64 / 1e6, count);
             });
             let mut busy = 0;
             if let Some(stats) = stats.busy.get() {
                 stats.duration.drain(|nanos, count| {
                     busy += count;
-                    self.distribution(&tags, "scope.duration", nanos as f64 / 1e6, count);
+                    self.distribution(Some(&tags), "scope.duration", nanos as f64 / 1e6, count);
                 });
                 stats.queries.drain(|queries, count| {
-                    self.distribution(&tags, "scope.queries", queries as f64, count);
+                    self.distribution(Some(&tags), "scope.queries", queries as f64, count);
                 });
                 stats.query_time.drain(|nanos, count| {
-                    self.distribution(&tags, "scope.query_time", nanos as f64 / 1e6, count);
+                    self.distribution(Some(&tags), "scope.query_time", nanos as f64 / 1e6, count);
                 });
                 // HTTP metrics only once the process made an outgoing call: no zeros for apps that never do.
                 stats.http_calls.drain(|calls, count| {
                     if http {
-                        self.distribution(&tags, "scope.http_calls", calls as f64, count);
+                        self.distribution(Some(&tags), "scope.http_calls", calls as f64, count);
                     }
                 });
                 stats.http_time.drain(|nanos, count| {
                     if http {
-                        self.distribution(&tags, "scope.http_time", nanos as f64 / 1e6, count);
+                        self.distribution(Some(&tags), "scope.http_time", nanos as f64 / 1e6, count);
                     }
                 });
             }
             if idle > 0 {
                 // The executions without queries: zeros count too (the distribution of queries per request).
-                self.distribution(&tags, "scope.queries", 0.0, idle);
-                self.distribution(&tags, "scope.query_time", 0.0, idle);
+                self.distribution(Some(&tags), "scope.queries", 0.0, idle);
+                self.distribution(Some(&tags), "scope.query_time", 0.0, idle);
                 if http {
-                    self.distribution(&tags, "scope.http_calls", 0.0, idle);
-                    self.distribution(&tags, "scope.http_time", 0.0, idle);
+                    self.distribution(Some(&tags), "scope.http_calls", 0.0, idle);
+                    self.distribution(Some(&tags), "scope.http_time", 0.0, idle);
                 }
             }
             let calls = idle + busy;
             if calls > 0 {
-                self.count(&tags, "scope.calls", calls);
+                self.count(Some(&tags), "scope.calls", calls);
                 site.add_flushed(calls);
             }
             for (name, counter) in [
@@ -383,7 +383,7 @@ impl Emitter {
             ] {
                 let value = counter.swap(0, Ordering::Relaxed);
                 if value > 0 {
-                    self.count(&tags, name, value);
+                    self.count(Some(&tags), name, value);
                 }
             }
         }
@@ -393,47 +393,26 @@ impl Emitter {
     fn flush_unscoped(&self) {
         let new = crate::query::UNSCOPED_PENDING.swap(0, Ordering::Relaxed);
         if new > 0 {
-            match self.flavor {
-                Flavor::DogStatsd => self.client.count_with_tags("unscoped.queries", new).send(),
-                Flavor::Statsd => {
-                    let _ = self.sink.emit(&format!("{}.unscoped.queries:{new}|c", self.prefix));
-                }
-            }
+            self.count(None, "unscoped.queries", new);
         }
         crate::query::UNSCOPED_TIME.drain(|nanos, count| {
-            let value = nanos as f64 / 1e6;
-            match self.flavor {
-                Flavor::DogStatsd => {
-                    let mut metric = self.client.distribution_with_tags("unscoped.query_time", value);
-                    if count > 1 {
-                        metric = metric.with_sampling_rate(1.0 / count as f64);
-                    }
-                    metric.send();
-                }
-                Flavor::Statsd => {
-                    let rate = if count > 1 {
-                        format!("|@{}", 1.0 / count as f64)
-                    } else {
-                        String::new()
-                    };
-                    let _ = self
-                        .sink
-                        .emit(&format!("{}.unscoped.query_time:{value}|ms{rate}", self.prefix));
-                }
-            }
+            self.distribution(None, "unscoped.query_time", nanos as f64 / 1e6, count);
         });
     }
 
-    fn distribution(&self, tags: &Tags<'_>, name: &str, value: f64, count: u64) {
+    /// One distribution value standing for `count` samples (the sample rate says so), with the scope's tags
+    /// when there is a scope.
+    fn distribution(&self, tags: Option<&Tags<'_>>, name: &str, value: f64, count: u64) {
         let rate = 1.0 / count as f64;
         match self.flavor {
             Flavor::DogStatsd => {
-                let mut metric = self
-                    .client
-                    .distribution_with_tags(name, value)
-                    .with_tag("kind", tags.kind)
-                    .with_tag("scope", tags.scope)
-                    .with_tag("outcome", tags.outcome);
+                let mut metric = self.client.distribution_with_tags(name, value);
+                if let Some(tags) = tags {
+                    metric = metric
+                        .with_tag("kind", tags.kind)
+                        .with_tag("scope", tags.scope)
+                        .with_tag("outcome", tags.outcome);
+                }
                 if count > 1 {
                     metric = metric.with_sampling_rate(rate);
                 }
@@ -442,7 +421,7 @@ impl Emitter {
             Flavor::Statsd => {
                 // cadence's timers take whole milliseconds; sub-millisecond scopes need the fraction, so the
                 // line is written here and handed to the same sink.
-                let mut line = format!("{}:{}|ms", tags.statsd_name(&self.prefix, name), value);
+                let mut line = format!("{}:{}|ms", statsd_name(&self.prefix, name, tags), value);
                 if count > 1 {
                     line.push_str(&format!("|@{rate}"));
                 }
@@ -451,17 +430,20 @@ impl Emitter {
         }
     }
 
-    fn count(&self, tags: &Tags<'_>, name: &str, value: u64) {
+    fn count(&self, tags: Option<&Tags<'_>>, name: &str, value: u64) {
         match self.flavor {
-            Flavor::DogStatsd => self
-                .client
-                .count_with_tags(name, value)
-                .with_tag("kind", tags.kind)
-                .with_tag("scope", tags.scope)
-                .with_tag("outcome", tags.outcome)
-                .send(),
+            Flavor::DogStatsd => {
+                let mut metric = self.client.count_with_tags(name, value);
+                if let Some(tags) = tags {
+                    metric = metric
+                        .with_tag("kind", tags.kind)
+                        .with_tag("scope", tags.scope)
+                        .with_tag("outcome", tags.outcome);
+                }
+                metric.send();
+            }
             Flavor::Statsd => {
-                let line = format!("{}:{}|c", tags.statsd_name(&self.prefix, name), value);
+                let line = format!("{}:{}|c", statsd_name(&self.prefix, name, tags), value);
                 let _ = self.sink.emit(&line);
             }
         }
@@ -474,11 +456,12 @@ struct Tags<'a> {
     outcome: &'a str,
 }
 
-impl Tags<'_> {
-    /// Plain StatsD has no tags: `prefix.scope.duration.<kind>.<scope>.<outcome>`.
-    fn statsd_name(&self, prefix: &str, name: &str) -> String {
-        let dot = if prefix.is_empty() { "" } else { "." };
-        format!("{prefix}{dot}{name}.{}.{}.{}", self.kind, self.scope, self.outcome)
+/// Plain StatsD has no tags: they become part of the name, `prefix.scope.duration.<kind>.<scope>.<outcome>`.
+fn statsd_name(prefix: &str, name: &str, tags: Option<&Tags<'_>>) -> String {
+    let dot = if prefix.is_empty() { "" } else { "." };
+    match tags {
+        Some(tags) => format!("{prefix}{dot}{name}.{}.{}.{}", tags.kind, tags.scope, tags.outcome),
+        None => format!("{prefix}{dot}{name}"),
     }
 }
 

@@ -424,14 +424,7 @@ pub(crate) fn current_site() -> Option<&'static Site> {
 
 /// The site of the outermost scope entered on this thread, if any.
 pub(crate) fn outermost_site() -> Option<&'static Site> {
-    let mut cursor = CURRENT.get();
     let mut site = None;
-    // SAFETY: as in `current_trace_id`.
-    unsafe {
-        while let Some(frame) = cursor.as_ref() {
-            site = frame.site.or(site);
-            cursor = frame.parent.get();
-        }
-    }
+    for_each_frame(|frame| site = frame.site.or(site));
     site
 }
