@@ -388,7 +388,15 @@ impl Site {
             .compare_exchange(UNREGISTERED, REGISTERING, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            // Another thread is registering it; recording into the site before that finishes is fine.
+            // Another thread is registering it: wait until it is in the list and a callsite (a few
+            // microseconds, once per site), so that nothing sees a scope span whose site is not listed yet.
+            // Bounded, in case the registering code itself calls back into this site on its own thread.
+            for _ in 0..10_000 {
+                if self.state.load(Ordering::Acquire) == REGISTERED {
+                    break;
+                }
+                std::thread::yield_now();
+            }
             return;
         }
         let me = self as *const Site as *mut Site;

@@ -28,7 +28,7 @@
 //! then counted as unscoped (never lost). `fetch_all`, `execute` and streams that are read to the end are
 //! always attributed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::Duration;
 
@@ -63,10 +63,27 @@ struct QueryFilter;
 
 fn wanted(meta: &Metadata<'_>) -> bool {
     if meta.is_event() {
-        meta.target() == TARGET
-    } else {
-        crate::site::is_scope_span(meta)
+        return meta.target() == TARGET;
     }
+    // Asked for every span created, so the answer for a callsite is remembered per thread (a small
+    // direct-mapped cache keyed by the metadata's address) rather than scanning the sites each time.
+    const SLOTS: usize = 32;
+    thread_local! {
+        static KNOWN: [Cell<(usize, bool)>; SLOTS] = const { [const { Cell::new((0, false)) }; SLOTS] };
+    }
+    let key = std::ptr::from_ref(meta) as usize;
+    let slot = (key >> 4) % SLOTS;
+    KNOWN
+        .try_with(|known| {
+            let (cached, answer) = known[slot].get();
+            if cached == key {
+                return answer;
+            }
+            let answer = crate::site::is_scope_span(meta);
+            known[slot].set((key, answer));
+            answer
+        })
+        .unwrap_or_else(|_| crate::site::is_scope_span(meta))
 }
 
 impl<S> Filter<S> for QueryFilter {
@@ -91,11 +108,10 @@ impl<S> Layer<S> for QueryLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if crate::site::is_scope_span(attrs.metadata()) {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(ScopeSpan);
-            }
+    fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // The filter lets only scope spans through to this layer.
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(ScopeSpan);
         }
     }
 
