@@ -116,6 +116,36 @@ pub fn calls(lines: &[Line], scope: &str, outcome: &str) -> u64 {
         .sum()
 }
 
+/// The lines of `metric` (full name) tagged with `scope`.
+pub fn lines_for<'a>(lines: &'a [Line], metric: &str, scope: &str) -> Vec<&'a Line> {
+    lines
+        .iter()
+        .filter(|l| l.name == metric && l.tag("scope") == Some(scope))
+        .collect()
+}
+
+/// The `(value, weight)` pairs of a distribution for one scope, sorted by value.
+pub fn distribution(lines: &[Line], metric: &str, scope: &str) -> Vec<(f64, f64)> {
+    let mut values: Vec<(f64, f64)> = lines_for(lines, metric, scope)
+        .iter()
+        .map(|l| (l.value, l.weight()))
+        .collect();
+    values.sort_by(|a, b| a.0.total_cmp(&b.0));
+    values
+}
+
+/// A subscriber with observe's pretty format writing into `capture`, for a test that sets it as its thread's
+/// default (when another test of the binary owns the global one).
+pub fn capturing_subscriber(capture: &Capture) -> impl tracing::Subscriber + Send + Sync {
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .event_format(observe::EventFormat::new(observe::LogFormat::Pretty))
+            .with_writer(capture.clone())
+            .with_ansi(false),
+    )
+}
+
 /// A `MakeWriter` that keeps every log line in memory.
 #[derive(Clone, Default)]
 pub struct Capture {

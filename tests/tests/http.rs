@@ -174,15 +174,7 @@ fn hostile_headers_are_rejected_and_never_logged() {
         .enable_all()
         .build()
         .unwrap();
-    let subscriber = {
-        use tracing_subscriber::prelude::*;
-        tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .event_format(observe::EventFormat::new(observe::LogFormat::Pretty))
-                .with_writer(capture.clone())
-                .with_ansi(false),
-        )
-    };
+    let subscriber = observe_tests::capturing_subscriber(&capture);
     let _default = tracing::subscriber::set_default(subscriber);
     let long = "a".repeat(10 * 1024);
     let cases: Vec<(&str, Vec<u8>)> = vec![

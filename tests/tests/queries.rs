@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use diesel::connection::{Connection, SimpleConnection};
 use diesel::RunQueryDsl;
 use observe::observe;
-use observe_tests::{serial, Capture, Line, StatsdReceiver};
+use observe_tests::{distribution, lines_for, serial, Capture, StatsdReceiver};
 
 fn shop(path: &std::path::Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -99,23 +99,6 @@ async fn count(path: &std::path::Path, table: &str) -> usize {
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))
         .unwrap();
     n as usize
-}
-
-fn lines_for<'a>(lines: &'a [Line], metric: &str, scope: &str) -> Vec<&'a Line> {
-    lines
-        .iter()
-        .filter(|l| l.name == metric && l.tag("scope") == Some(scope))
-        .collect()
-}
-
-/// `(value, weight)` pairs of a distribution, sorted by value.
-fn distribution(lines: &[Line], metric: &str, scope: &str) -> Vec<(f64, f64)> {
-    let mut values: Vec<(f64, f64)> = lines_for(lines, metric, scope)
-        .iter()
-        .map(|l| (l.value, l.weight()))
-        .collect();
-    values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    values
 }
 
 static DIR: Mutex<()> = Mutex::new(());
@@ -314,15 +297,7 @@ fn budgets_warn_count_and_fail_tests_in_strict_mode() {
     let capture = Capture::default();
     let receiver = StatsdReceiver::bind().unwrap();
     // This binary's other test installs the global subscriber; this one reads the warning through its own.
-    let subscriber = {
-        use tracing_subscriber::prelude::*;
-        tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .event_format(observe::EventFormat::new(observe::LogFormat::Pretty))
-                .with_writer(capture.clone())
-                .with_ansi(false),
-        )
-    };
+    let subscriber = observe_tests::capturing_subscriber(&capture);
     let guard = observe::Config::default()
         .statsd_addr(receiver.addr())
         .install_subscriber(false)

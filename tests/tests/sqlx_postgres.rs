@@ -99,13 +99,7 @@ fn postgres_statements_count_in_their_scope() {
     observe::flush();
     let lines = receiver.lines();
     drop(guard);
-    let queries = |scope: &str| -> Vec<(f64, f64)> {
-        lines
-            .iter()
-            .filter(|l| l.name == "observe.scope.queries" && l.tag("scope") == Some(scope))
-            .map(|l| (l.value, l.weight()))
-            .collect()
-    };
+    let queries = |scope: &str| observe_tests::distribution(&lines, "observe.scope.queries", scope);
     assert_eq!(queries("sqlx_postgres.customers_with_orders"), [(8.0, 1.0)]);
     assert_eq!(queries("sqlx_postgres.count"), [(1.0, 2.0)]);
     assert_eq!(queries("sqlx_postgres.fan_out"), [(2.0, 1.0)]);

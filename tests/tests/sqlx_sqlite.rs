@@ -98,13 +98,7 @@ fn sqlx_statements_count_in_the_scope_that_ran_them() {
     let lines = receiver.lines();
     drop(guard);
 
-    let queries = |scope: &str| -> Vec<(f64, f64)> {
-        lines
-            .iter()
-            .filter(|l| l.name == "observe.scope.queries" && l.tag("scope") == Some(scope))
-            .map(|l| (l.value, l.weight()))
-            .collect()
-    };
+    let queries = |scope: &str| observe_tests::distribution(&lines, "observe.scope.queries", scope);
     assert_eq!(
         queries("sqlx_sqlite.orders_with_items"),
         [(13.0, 1.0)],
