@@ -692,11 +692,7 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
         let target = &workspace.targets[krate.target];
         let source = &sources.files[file];
         let path = full_path(&fn_entry.path);
-        if config
-            .ignore
-            .iter()
-            .any(|p| p.matches(&target.crate_name, &path, &source.rel))
-        {
+        if config.ignores(&target.crate_name, &path, &source.rel) {
             continue;
         }
         let Some(summary) = summary_of(sources, file) else {
@@ -779,11 +775,7 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
             let fn_entry = &krate.fns[f];
             let source = &sources.files[file];
             let path = full_path(&fn_entry.path);
-            if config
-                .ignore
-                .iter()
-                .any(|p| p.matches(&target.crate_name, &path, &source.rel))
-            {
+            if config.ignores(&target.crate_name, &path, &source.rel) {
                 continue;
             }
             let function = fn_entry.path.last().cloned().unwrap_or_default();

@@ -154,6 +154,13 @@ pub struct Config {
 
 const DEFAULT_TARGETS: &[&str] = &["lib", "bin", "example", "test", "bench"];
 
+impl Config {
+    /// Whether a finding about the function `path` of `crate_name`, in the file `rel`, is ignored.
+    pub fn ignores(&self, crate_name: &str, path: &[String], rel: &str) -> bool {
+        self.ignore.iter().any(|p| p.matches(crate_name, path, rel))
+    }
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
