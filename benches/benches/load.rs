@@ -1,6 +1,11 @@
 //! Load benchmark: the demo shop in two builds, every handler observed (the normal build) and observability
-//! compiled out (`--features observe/disabled`), under the same load in the same run. Reports requests/s and
-//! p99 latency for both, alternating rounds so that drift on a noisy machine hits both alike.
+//! compiled out (`--features observe/disabled`), under the same load in the same run. Reports requests/s, p99
+//! latency and the server's CPU time per request for both, alternating rounds so that drift on a noisy machine
+//! hits both alike.
+//!
+//! The servers run on CPU 0 and the load generator on CPU 1 (when the machine has two): each server is then
+//! saturated on one core, so its requests/s measures what a request costs it, and the load generator never
+//! competes with it for a core.
 //!
 //! `cargo bench -p observe-bench --bench load` (builds both demo binaries in release first, once).
 //! Target: observed >= 98% of unobserved requests/s.
@@ -13,8 +18,14 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CONNECTIONS: usize = 32;
-const ROUND: Duration = Duration::from_secs(5);
-const ROUNDS: usize = 3;
+/// The load alternates between the two servers in short slices, many times: slow drift of the machine (other
+/// tenants of the host, frequency changes) then hits both builds alike, and each pair of neighbouring slices
+/// gives one observed/unobserved ratio.
+const SLICE: Duration = Duration::from_millis(500);
+const PAIRS: usize = 60;
+/// The core the servers run on; the load generator takes the next one.
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
 const PATHS: [&str; 2] = ["/products", "/orders/2"];
 
 struct Server {
@@ -63,14 +74,35 @@ fn build(name: &str, features: &[&str]) -> std::path::PathBuf {
     target.join("release").join("examples").join("demo")
 }
 
-fn start(binary: &std::path::Path) -> Server {
-    let mut child = Command::new(binary)
+/// Restricts the calling thread (and the threads and processes it starts afterwards) to one CPU.
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: `set` is a plain bit set on the stack, sized as the call is told.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
+fn start(binary: &std::path::Path, pin: bool) -> Server {
+    let mut command = Command::new(binary);
+    command
         .args(["--serve", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the demo starts");
+        .stderr(Stdio::null());
+    if pin {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: runs in the forked child before exec; sched_setaffinity is a plain system call.
+        unsafe {
+            command.pre_exec(|| pin_to(SERVER_CPU));
+        }
+    }
+    let mut child = command.spawn().expect("the demo starts");
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
@@ -134,9 +166,32 @@ async fn connection(addr: SocketAddr, deadline: Instant, offset: usize) -> Vec<D
     latencies
 }
 
-fn round(runtime: &tokio::runtime::Runtime, addr: SocketAddr) -> (f64, Duration) {
-    runtime.block_on(async {
-        let deadline = Instant::now() + ROUND;
+/// CPU time every thread of process `pid` has run so far, in nanoseconds (from each thread's `schedstat`).
+/// Threads that ended in between are not counted: the demo's threads live as long as the server.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+struct Round {
+    rps: f64,
+    p99: Duration,
+    /// Server CPU time per request.
+    cpu: Duration,
+}
+
+fn round(runtime: &tokio::runtime::Runtime, server: &Server, length: Duration) -> Round {
+    let addr = server.addr;
+    let cpu_before = cpu_time(server.child.id());
+    let (rps, p99, requests) = runtime.block_on(async {
+        let deadline = Instant::now() + length;
         let started = Instant::now();
         let tasks: Vec<_> = (0..CONNECTIONS)
             .map(|c| tokio::spawn(connection(addr, deadline, c)))
@@ -148,72 +203,104 @@ fn round(runtime: &tokio::runtime::Runtime, addr: SocketAddr) -> (f64, Duration)
         let elapsed = started.elapsed().as_secs_f64();
         all.sort();
         let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
-        (all.len() as f64 / elapsed, p99)
-    })
+        (all.len() as f64 / elapsed, p99, all.len())
+    });
+    let cpu = (cpu_time(server.child.id()) - cpu_before) / u32::try_from(requests.max(1)).unwrap_or(u32::MAX);
+    Round { rps, p99, cpu }
+}
+
+fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values[values.len() / 2]
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to read.
     let observed = build("observed", &[]);
     let unobserved = build("unobserved", &["observe/disabled"]);
-    let observed = start(&observed);
-    let unobserved = start(&unobserved);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let pin = cores >= 2 && pin_to(CLIENT_CPU).is_ok();
+    let servers = [start(&observed, pin), start(&unobserved, pin)];
+    let names = ["observed", "unobserved"];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     // Warm-up: connections, SQLite caches, allocator.
-    round(&runtime, observed.addr);
-    round(&runtime, unobserved.addr);
-    let mut results = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
-    for r in 0..ROUNDS {
+    for server in &servers {
+        round(&runtime, server, Duration::from_secs(2));
+    }
+    let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+    let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    for pair in 0..PAIRS {
         // Alternate which build goes first.
-        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
         for which in order {
-            let addr = if which == 0 { observed.addr } else { unobserved.addr };
-            let (rps, p99) = round(&runtime, addr);
+            results[which].push(round(&runtime, &servers[which], SLICE));
+        }
+        let (o, u) = (&results[0][pair], &results[1][pair]);
+        ratios.push(o.rps / u.rps);
+        cpu_ratios.push(o.cpu.as_secs_f64() / u.cpu.as_secs_f64());
+        if pair % 10 == 9 {
             println!(
-                "round {r} {:<10} {rps:>9.0} req/s  p99 {:>8.3} ms",
-                ["observed", "unobserved"][which],
-                p99.as_secs_f64() * 1e3
+                "pairs {:>2}..{:>2}: observed/unobserved requests/s {:>5.1}% (median so far)",
+                pair - 9,
+                pair,
+                100.0 * median(ratios.clone())
             );
-            results[which].0.push(rps);
-            results[which].1.push(p99);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let summary = |rounds: &[Round]| {
+        (
+            median(rounds.iter().map(|r| r.rps).collect()),
+            median(rounds.iter().map(|r| r.p99).collect()),
+            median(rounds.iter().map(|r| r.cpu).collect()),
+        )
     };
-    let median_p99 = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (mut o_rps, mut o_p99) = std::mem::take(&mut results[0]);
-    let (mut u_rps, mut u_p99) = std::mem::take(&mut results[1]);
-    let (o, u) = (median(&mut o_rps), median(&mut u_rps));
-    let (op, up) = (median_p99(&mut o_p99), median_p99(&mut u_p99));
     println!();
     println!(
-        "| build | requests/s (median of {ROUNDS} rounds of {} s) | p99 latency |",
-        ROUND.as_secs()
+        "| build | requests/s (median of {PAIRS} slices of {} ms) | p99 latency (median) | server CPU per request \
+         (median) |",
+        SLICE.as_millis()
     );
-    println!("| --- | --- | --- |");
-    println!(
-        "| observed (every handler, tower layer, sqlx counting) | {o:.0} | {:.3} ms |",
-        op.as_secs_f64() * 1e3
-    );
-    println!(
-        "| observability compiled out (`observe/disabled`) | {u:.0} | {:.3} ms |",
-        up.as_secs_f64() * 1e3
-    );
+    println!("| --- | ---: | ---: | ---: |");
+    for (which, label) in [
+        "observed (every handler, tower layer, sqlx counting)",
+        "observability compiled out (`observe/disabled`)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (rps, p99, cpu) = summary(&results[which]);
+        println!(
+            "| {label} | {rps:.0} | {:.3} ms | {:.1} us |",
+            p99.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e6
+        );
+    }
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
     println!();
     println!(
-        "observed / unobserved requests/s: {:.1}% (target >= 98%)",
-        100.0 * o / u
+        "observed / unobserved requests/s, median of the {PAIRS} paired slices: {:.1}% (quartiles {:.1}% and \
+         {:.1}%; target >= 98%)",
+        100.0 * median(ratios),
+        100.0 * sorted[PAIRS / 4],
+        100.0 * sorted[PAIRS * 3 / 4]
     );
     println!(
-        "{CONNECTIONS} keep-alive connections, GET {} alternately, RUST_LOG=warn",
-        PATHS.join(" and GET ")
+        "server CPU per request, observed / unobserved, median of the pairs: {:.1}%",
+        100.0 * median(cpu_ratios)
+    );
+    println!(
+        "{CONNECTIONS} keep-alive connections, GET {} alternately, RUST_LOG=warn, {}; {} names the two builds",
+        PATHS.join(" and GET "),
+        if pin {
+            "servers on CPU 0, load generator on CPU 1"
+        } else {
+            "not pinned (fewer than two CPUs)"
+        },
+        names.join("/")
     );
 }
