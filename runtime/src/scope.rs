@@ -105,6 +105,19 @@ impl Scope {
         Span::new(meta, &meta.fields().value_set(&[]))
     }
 
+    /// Opens the span now if it was not wanted when the scope started but is now (sqlx's layer switches scope
+    /// spans on when it first meets a SQLite worker thread). Called before each poll of an async scope.
+    #[inline]
+    pub(crate) fn open_span_if_wanted(&mut self) {
+        if self.span.is_none() {
+            if let Some(site) = self.frame.site {
+                if site.span_enabled() {
+                    self.span = Self::open_span(site);
+                }
+            }
+        }
+    }
+
     /// Whether the scope's tracing span is recording (so that `fields(..)` are worth formatting).
     #[inline]
     pub fn span_enabled(&self) -> bool {
@@ -315,6 +328,7 @@ impl<F: Future> Future for ScopeFuture<F> {
         // not pinned and only used through `&mut`.
         let this = unsafe { self.get_unchecked_mut() };
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        this.scope.open_span_if_wanted();
         let poll = this.scope.in_scope(|| future.poll(cx));
         if let Poll::Ready(output) = &poll {
             let outcome = (this.classify)(output);

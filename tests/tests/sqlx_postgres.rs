@@ -109,4 +109,6 @@ fn postgres_statements_count_in_their_scope() {
         .map(|l| l.value)
         .sum();
     assert_eq!(n_plus_one, 1.0);
+    // PostgreSQL statements run on the caller's task, inside the scope: scopes never needed their span.
+    assert!(!observe::sqlx::following_worker_threads());
 }

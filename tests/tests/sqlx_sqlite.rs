@@ -46,6 +46,15 @@ async fn shop() -> SqlitePool {
     pool
 }
 
+/// A scope that starts before the process's first SQLite connection: scope spans are off until the layer meets
+/// sqlx's worker thread (the connection's `PRAGMA`s), and this scope takes its span up at its next poll.
+#[observe(task)]
+async fn open_the_shop() -> Result<(SqlitePool, i64), sqlx::Error> {
+    let pool = shop().await;
+    let row = sqlx::query("SELECT count(*) FROM orders").fetch_all(&pool).await?;
+    Ok((pool, row[0].get(0)))
+}
+
 #[observe(handler)]
 async fn orders_with_items(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
     let orders = sqlx::query("SELECT id FROM orders ORDER BY id").fetch_all(pool).await?;
@@ -85,12 +94,19 @@ fn sqlx_statements_count_in_the_scope_that_ran_them() {
         guard,
     } = observe_tests::start();
     let runtime = observe_tests::runtime(2);
-    let (items, total) = runtime.block_on(async {
-        let pool = shop().await;
+    let unscoped_before = observe::query::unscoped();
+    let (items, total, orders) = runtime.block_on(async {
+        assert!(
+            !observe::sqlx::following_worker_threads(),
+            "no scope opens a span before sqlx has run anything on a worker thread"
+        );
+        let (pool, orders) = open_the_shop().await.unwrap();
+        assert!(observe::sqlx::following_worker_threads());
         let items = orders_with_items(&pool).await.unwrap();
         let total = totals(&pool).await.unwrap();
-        (items, total)
+        (items, total, orders)
     });
+    assert_eq!(orders, 12);
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("observe-sqlx-{}.db", std::process::id())));
     assert_eq!(items, 24);
     assert_eq!(total, 12 + 24);
@@ -99,6 +115,11 @@ fn sqlx_statements_count_in_the_scope_that_ran_them() {
     drop(guard);
 
     let queries = |scope: &str| observe_tests::distribution(&lines, "observe.scope.queries", scope);
+    // The first connection's PRAGMAs ran before the scope had a span: unscoped (counted, not lost). Everything
+    // after: 2 CREATE TABLE, 12 + 24 INSERT, the second connection's PRAGMAs, the final SELECT: 40, which is
+    // sent as 41, the midpoint of its histogram bucket [40, 42).
+    assert_eq!(observe::query::unscoped() - unscoped_before, 1);
+    assert_eq!(queries("sqlx_sqlite.open_the_shop"), [(41.0, 1.0)]);
     assert_eq!(
         queries("sqlx_sqlite.orders_with_items"),
         [(13.0, 1.0)],

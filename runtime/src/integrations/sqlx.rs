@@ -20,8 +20,16 @@
 //! - sqlx's SQLite driver runs statements on a worker thread that re-enters the caller's span. The layer finds
 //!   the scope from that span and hands the query to it; the scope takes it in when it ends.
 //!
-//! Cost: with the layer installed every scope opens its tracing span (about 100 ns more per call, measured in
-//! `BENCHMARKS.md`); without the `sqlx` feature nothing changes.
+//! Cost: scopes open their tracing span only once the layer has seen sqlx run a statement outside the async
+//! runtime, on a worker thread (the SQLite driver does so when it connects: its `PRAGMA`s). Until then, and for
+//! good with PostgreSQL or MySQL (whose statements run on the caller's task, inside the scope), no span is
+//! opened and the layer costs nothing per scope. With SQLite every scope opens its span (about 100 ns per call,
+//! and more in sqlx, which enters it around every step of a query: `BENCHMARKS.md` measures it). Without the
+//! `sqlx` feature nothing changes.
+//!
+//! Scopes still running when the first SQLite connection opens take up their span at their next poll; a
+//! *synchronous* scope running then (an observed `fn main` that builds a runtime and connects inside) cannot,
+//! and counts its worker-thread statements as unscoped: call [`follow_worker_threads`] before it starts.
 //!
 //! Limit: sqlx reports a statement when it finishes iterating its rows. A `fetch_one` / `fetch_optional`
 //! whose scope ends within microseconds of the call can end before the worker's report arrives; that query is
@@ -30,6 +38,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::field::{Field, Visit};
@@ -52,6 +61,35 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     QueryLayer.with_filter(QueryFilter)
+}
+
+/// Whether scopes open their span, for statements that sqlx runs on a worker thread (SQLite).
+static WORKER_THREADS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every scope open its tracing span from now on, so that statements sqlx runs on its SQLite worker
+/// threads are counted in the scope that sent them. The layer does it by itself when it first sees such a
+/// statement (the `PRAGMA`s of the first SQLite connection); call this before a *synchronous* scope that opens
+/// the first connection inside it (such as an observed `fn main` that builds its own runtime). Idempotent.
+///
+/// ```
+/// observe::sqlx::follow_worker_threads();
+/// assert!(observe::sqlx::following_worker_threads());
+/// ```
+pub fn follow_worker_threads() {
+    if !WORKER_THREADS.swap(true, Ordering::AcqRel) {
+        // The filter's answer for scope spans changes: ask it again for every callsite.
+        tracing_core::callsite::rebuild_interest_cache();
+    }
+}
+
+/// Whether scopes open their span for sqlx's worker threads (see [`follow_worker_threads`]).
+///
+/// ```
+/// // False in a process that has not used SQLite through sqlx (or called `follow_worker_threads`).
+/// let _ = observe::sqlx::following_worker_threads();
+/// ```
+pub fn following_worker_threads() -> bool {
+    WORKER_THREADS.load(Ordering::Acquire)
 }
 
 /// Marks the spans of observe scopes in the registry.
@@ -84,6 +122,7 @@ fn wanted(meta: &Metadata<'_>) -> bool {
             answer
         })
         .unwrap_or_else(|_| crate::site::is_scope_span(meta))
+        && following_worker_threads()
 }
 
 impl<S> Filter<S> for QueryFilter {
@@ -136,6 +175,11 @@ where
             if crate::scope::in_scope() {
                 crate::query::record(statement, elapsed);
                 return;
+            }
+            if !following_worker_threads() && tokio::runtime::Handle::try_current().is_err() {
+                // A statement run outside the async runtime: sqlx's SQLite worker thread. From now on scopes
+                // open their span so that the next ones are found. This one had no scope span to find.
+                follow_worker_threads();
             }
             // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
             let scope_span = ctx

@@ -351,6 +351,7 @@ where
         let Some(scope) = &mut this.scope else {
             return future.poll(cx);
         };
+        scope.open_span_if_wanted();
         let poll = scope.in_scope(|| future.poll(cx));
         let Poll::Ready(result) = poll else {
             return Poll::Pending;
