@@ -340,3 +340,75 @@ fn budgets_warn_count_and_fail_tests_in_strict_mode() {
     assert_eq!(over, 2.0, "both executions ran over");
     let _ = std::fs::remove_file(&path);
 }
+
+/// The rusqlite hook: a trigger's sub-program (reported by SQLite as a `-- comment`) is not a statement of its
+/// own, and statements that interleave (one run per row of another, still open) are each matched to their own
+/// start, so each is timed by its own start and end.
+#[test]
+fn rusqlite_triggers_and_interleaved_statements() {
+    let _serial = serial();
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY);
+         CREATE TABLE audit (order_id INTEGER);
+         CREATE TRIGGER audit_orders AFTER INSERT ON orders BEGIN INSERT INTO audit VALUES (new.id); END;",
+    )
+    .unwrap();
+    observe::rusqlite::instrument(&conn);
+    let ((), captured) = observe::testing::capture(|| {
+        for id in 1..=3 {
+            conn.execute("INSERT INTO orders (id) VALUES (?1)", [id]).unwrap();
+        }
+        let mut outer = conn.prepare("SELECT id FROM orders ORDER BY id").unwrap();
+        let mut rows = outer.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let id: i64 = row.get(0).unwrap();
+            // A slow statement inside the outer one's iteration: the outer one ends last and lasts longest.
+            let _: i64 = conn
+                .query_row(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+                     SELECT count(*) + ?1 FROM n",
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+        }
+    });
+    let statements: Vec<&str> = captured.queries.iter().map(|q| q.statement.as_str()).collect();
+    assert_eq!(statements.len(), 3 + 3 + 1, "{statements:#?}");
+    assert!(statements.iter().all(|s| !s.starts_with("--")), "{statements:#?}");
+    let outer = captured.queries.last().unwrap();
+    assert_eq!(outer.statement, "SELECT id FROM orders ORDER BY id");
+    let inner: Vec<_> = captured.queries[3..6].iter().map(|q| q.elapsed).collect();
+    assert!(
+        inner.iter().all(|d| !d.is_zero()) && outer.elapsed >= inner.iter().sum(),
+        "outer {:?}, inner {inner:?}",
+        outer.elapsed
+    );
+
+    // Two statements open at once, the older one finishing first; a slow one runs to its end in between. Each
+    // is timed from its own start: `a` contains the slow one, `b` started after it and is short.
+    let slow =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) SELECT count(*) FROM n";
+    let ((), captured) = observe::testing::capture(|| {
+        let mut a = conn.prepare("SELECT id FROM orders ORDER BY id").unwrap();
+        let mut b = conn.prepare("SELECT order_id FROM audit ORDER BY order_id").unwrap();
+        let mut a_rows = a.query([]).unwrap();
+        a_rows.next().unwrap();
+        let _: i64 = conn.query_row(slow, [], |r| r.get(0)).unwrap();
+        let mut b_rows = b.query([]).unwrap();
+        b_rows.next().unwrap();
+        drop(a_rows);
+        drop(b_rows);
+    });
+    let elapsed = |sql: &str| {
+        captured
+            .queries
+            .iter()
+            .find(|q| q.statement.starts_with(sql))
+            .unwrap()
+            .elapsed
+    };
+    let (a, b, slow) = (elapsed("SELECT id"), elapsed("SELECT order_id"), elapsed("WITH"));
+    assert!(a >= slow && b < slow, "a {a:?}, b {b:?}, the slow one {slow:?}");
+}
