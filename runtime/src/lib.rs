@@ -41,6 +41,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+mod clock;
 mod config;
 mod fingerprint;
 mod histogram;

@@ -27,6 +27,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -89,6 +90,40 @@ impl QueryState {
             flagged: Cell::new(Vec::new()),
             any_flagged: Cell::new(false),
         }
+    }
+
+    /// Initialises the state at `place` without writing the fingerprint table (it is written only as entries
+    /// are used): a scope starts without copying it.
+    ///
+    /// # Safety
+    /// `place` must be valid for writes and aligned; the state there is overwritten without being dropped.
+    #[inline(always)]
+    pub(crate) unsafe fn init_in_place(place: *mut QueryState) {
+        // SAFETY: the caller's contract; `entries` are `MaybeUninit` and need no initial value.
+        unsafe {
+            ptr::addr_of_mut!((*place).count).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).nanos).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).http_calls).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).http_nanos).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).used).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).flagged).write(Cell::new(Vec::new()));
+            ptr::addr_of_mut!((*place).any_flagged).write(Cell::new(false));
+        }
+    }
+
+    /// Does not compile when a field is added without being written in [`QueryState::init_in_place`].
+    #[allow(dead_code)]
+    fn every_field_is_written_by_init_in_place(self) {
+        let QueryState {
+            count: _,
+            nanos: _,
+            http_calls: _,
+            http_nanos: _,
+            used: _,
+            entries: _,
+            flagged: _,
+            any_flagged: _,
+        } = self;
     }
 
     /// Entry `i`, which must be below `used`.

@@ -6,10 +6,10 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::ptr;
 use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use tracing::Span;
@@ -64,12 +64,6 @@ thread_local! {
     static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
 }
 
-/// The clock of scopes and query hooks: the TSC where there is one (a third of `Instant::now()` here).
-pub(crate) fn clock() -> &'static quanta::Clock {
-    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
-    CLOCK.get_or_init(quanta::Clock::new)
-}
-
 /// One execution of an observed function. Created by the code `#[observe]` generates; records its outcome and
 /// duration into its site when it ends, on every path: return, `?`, panic, or a future dropped early.
 #[doc(hidden)]
@@ -83,7 +77,9 @@ pub struct Scope {
 impl Scope {
     /// Starts an execution of `site`: starts the clock and opens the site's tracing span if a subscriber
     /// wants it. The scope is not entered yet: see [`Scope::in_scope`].
-    #[inline]
+    // Always inlined: built in place in the caller's frame rather than in a temporary copied out (the scope is
+    // a few hundred bytes; the copy was a `memcpy` call on every execution).
+    #[inline(always)]
     pub fn new(site: &'static Site) -> Scope {
         site.ensure_registered();
         let span = if site.span_enabled() {
@@ -91,12 +87,40 @@ impl Scope {
         } else {
             Span::none()
         };
-        Scope {
-            frame: Frame::new(Some(site), ptr::null()),
-            start: clock().raw(),
-            span,
-            finished: false,
+        let mut scope = MaybeUninit::<Scope>::uninit();
+        let place = scope.as_mut_ptr();
+        // SAFETY: every field is written before `assume_init`; the frame's fingerprint table is `MaybeUninit`
+        // and written only as entries are used (see `QueryState::init_in_place`).
+        unsafe {
+            ptr::addr_of_mut!((*place).frame.site).write(Some(site));
+            ptr::addr_of_mut!((*place).frame.trace_id).write(Cell::new(None));
+            ptr::addr_of_mut!((*place).frame.parent).write(Cell::new(ptr::null()));
+            QueryState::init_in_place(ptr::addr_of_mut!((*place).frame.queries));
+            ptr::addr_of_mut!((*place).frame.capture).write(ptr::null());
+            ptr::addr_of_mut!((*place).span).write(span);
+            ptr::addr_of_mut!((*place).finished).write(false);
+            ptr::addr_of_mut!((*place).start).write(crate::clock::now());
+            scope.assume_init()
         }
+    }
+
+    /// Does not compile when a field is added to `Scope` or `Frame` without being written in [`Scope::new`]
+    /// (which builds the scope field by field, in place).
+    #[allow(dead_code)]
+    fn every_field_is_written_by_new(self) {
+        let Scope {
+            frame:
+                Frame {
+                    site: _,
+                    trace_id: _,
+                    parent: _,
+                    queries: _,
+                    capture: _,
+                },
+            start: _,
+            span: _,
+            finished: _,
+        } = self;
     }
 
     #[cold]
@@ -181,7 +205,7 @@ impl Scope {
             return;
         }
         self.finished = true;
-        let nanos = clock().delta_as_nanos(self.start, clock().raw());
+        let nanos = crate::clock::nanos_between(self.start, crate::clock::now());
         let Some(site) = self.frame.site else {
             return;
         };
@@ -286,15 +310,25 @@ impl Drop for Leave<'_> {
 }
 
 impl Drop for Scope {
+    #[inline]
     fn drop(&mut self) {
         if !self.finished {
-            let outcome = if std::thread::panicking() {
-                Outcome::Panic
-            } else {
-                Outcome::Cancelled
-            };
-            self.end(outcome);
+            self.end_early();
         }
+    }
+}
+
+impl Scope {
+    /// Dropped before it ended: a panic unwinding through it, or a future dropped before completing.
+    #[cold]
+    #[inline(never)]
+    fn end_early(&mut self) {
+        let outcome = if std::thread::panicking() {
+            Outcome::Panic
+        } else {
+            Outcome::Cancelled
+        };
+        self.end(outcome);
     }
 }
 

@@ -20,11 +20,8 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write};
-use std::time::Duration;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
-
-use crate::scope::clock;
 
 /// The instrumentation: time each query from `StartQuery` to `FinishQuery` and record it.
 ///
@@ -62,13 +59,9 @@ pub fn instrument_all_connections() -> diesel::QueryResult<()> {
 impl Instrumentation for QueryInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
-            InstrumentationEvent::StartQuery { .. } => self.started = Some(clock().raw()),
+            InstrumentationEvent::StartQuery { .. } => self.started = Some(crate::clock::now()),
             InstrumentationEvent::FinishQuery { query, .. } => {
-                let elapsed = self
-                    .started
-                    .take()
-                    .map(|s| Duration::from_nanos(clock().delta_as_nanos(s, clock().raw())))
-                    .unwrap_or_default();
+                let elapsed = self.started.take().map(crate::clock::since).unwrap_or_default();
                 with_sql(&query, |sql| crate::query::record(sql, elapsed));
             }
             _ => {}

@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use rusqlite::ffi;
 
-use crate::scope::clock;
-
 /// Records every statement `conn` runs: the statement text with its placeholders (never the bound values),
 /// timed from SQLite's start event to its profile event. (SQLite's own profile time has millisecond
 /// granularity, too coarse for most queries; it is used only if the start was not seen.) Replaces any
@@ -94,7 +92,7 @@ unsafe extern "C" fn on_trace(event: c_uint, _: *mut c_void, statement: *mut c_v
                 return;
             };
             let elapsed = match finished(statement as usize) {
-                Some(start) => Duration::from_nanos(clock().delta_as_nanos(start, clock().raw())),
+                Some(start) => crate::clock::since(start),
                 None => Duration::from_nanos(u64::try_from(sqlite_nanos).unwrap_or_default()),
             };
             crate::query::record(sql, elapsed);
@@ -108,7 +106,7 @@ fn started(statement: usize) {
     let _ = STARTED.try_with(|started| {
         if let Ok(mut started) = started.try_borrow_mut() {
             let (slots, next) = &mut *started;
-            slots[*next % RUNNING] = (statement, Some(clock().raw()));
+            slots[*next % RUNNING] = (statement, Some(crate::clock::now()));
             *next = next.wrapping_add(1);
         }
     });
