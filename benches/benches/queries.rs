@@ -2,7 +2,8 @@
 //!
 //! - `observe::query::record` inside a scope (count, time, fingerprint of the statement), for a short and a
 //!   typical statement, and outside any scope (the unscoped counter);
-//! - rusqlite: a cached `SELECT` with and without `observe::rusqlite::instrument`;
+//! - rusqlite: a cached `SELECT` without a hook, with SQLite's trace events going to a callback that does
+//!   nothing (the floor of any hook), and with `observe::rusqlite::instrument`;
 //! - diesel: the same with and without observe's `Instrumentation`;
 //! - sqlx: the `sqlx::query` tracing event as sqlx emits it, with observe's layer vs a layer that enables the
 //!   same events and does nothing (the difference is what observe adds to what the event itself costs).
@@ -51,7 +52,27 @@ fn rusqlite_hook(c: &mut Criterion) {
     let plain = rusqlite::Connection::open_in_memory().unwrap();
     let instrumented = rusqlite::Connection::open_in_memory().unwrap();
     observe::rusqlite::instrument(&instrumented);
-    for (name, conn) in [("plain", &plain), ("instrumented", &instrumented)] {
+    // The floor of any hook built on SQLite's tracing: the same events delivered to a callback that does
+    // nothing (SQLite reads its own clock twice per statement once profile events are asked for).
+    let noop = rusqlite::Connection::open_in_memory().unwrap();
+    unsafe extern "C" fn nothing(
+        _: std::ffi::c_uint,
+        _: *mut std::ffi::c_void,
+        _: *mut std::ffi::c_void,
+        _: *mut std::ffi::c_void,
+    ) -> std::ffi::c_int {
+        0
+    }
+    // SAFETY: a valid handle for the life of `noop`, a callback without context.
+    unsafe {
+        rusqlite::ffi::sqlite3_trace_v2(
+            noop.handle(),
+            rusqlite::ffi::SQLITE_TRACE_STMT | rusqlite::ffi::SQLITE_TRACE_PROFILE,
+            Some(nothing),
+            std::ptr::null_mut(),
+        );
+    }
+    for (name, conn) in [("plain", &plain), ("noop_callback", &noop), ("instrumented", &instrumented)] {
         group.bench_function(name, |b| {
             scope_for(|| {
                 let mut statement = conn.prepare_cached("SELECT 1").unwrap();
