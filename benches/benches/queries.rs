@@ -72,7 +72,11 @@ fn rusqlite_hook(c: &mut Criterion) {
             std::ptr::null_mut(),
         );
     }
-    for (name, conn) in [("plain", &plain), ("noop_callback", &noop), ("instrumented", &instrumented)] {
+    for (name, conn) in [
+        ("plain", &plain),
+        ("noop_callback", &noop),
+        ("instrumented", &instrumented),
+    ] {
         group.bench_function(name, |b| {
             scope_for(|| {
                 let mut statement = conn.prepare_cached("SELECT 1").unwrap();
