@@ -131,10 +131,28 @@ impl TraceParent {
     }
 }
 
+impl TraceParent {
+    /// The header's text, `00-<trace-id>-<parent-id>-<flags>`, in a stack buffer (no allocation).
+    pub(crate) fn to_bytes(self) -> [u8; 55] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        out[3..35].copy_from_slice(&self.trace_id.to_hex());
+        let span = self.parent_id.0.get();
+        for (i, slot) in out[36..52].iter_mut().enumerate() {
+            *slot = DIGITS[((span >> ((15 - i) * 4)) & 0xf) as usize];
+        }
+        out[53] = DIGITS[usize::from(self.flags >> 4)];
+        out[54] = DIGITS[usize::from(self.flags & 0xf)];
+        out
+    }
+}
+
 impl fmt::Display for TraceParent {
     /// Always version `00`, whatever version was parsed (we speak version 00).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
+        // The buffer only holds ASCII.
+        f.write_str(std::str::from_utf8(&self.to_bytes()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -284,6 +302,19 @@ mod tests {
         assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
         // Formatting speaks version 00 and keeps the flags.
         assert_eq!(p.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09");
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        for text in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ab",
+            "00-00000000000000000000000000000001-ffffffffffffffff-00",
+            "00-ffffffffffffffffffffffffffffffff-0000000000000001-ff",
+        ] {
+            let parsed = TraceParent::parse(text).unwrap();
+            assert_eq!(parsed.to_string(), text);
+            assert_eq!(&parsed.to_bytes()[..], text.as_bytes());
+        }
     }
 
     #[test]

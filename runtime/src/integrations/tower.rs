@@ -27,6 +27,7 @@
 //! - **Outcome**: `error` for a 5xx response or a service error, `panic`, `cancelled` when the client goes away
 //!   before the response is ready, `ok` otherwise.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -149,6 +150,23 @@ impl ObserveLayer {
         None
     }
 
+    /// The site of a request: its method and route, or `unmatched`.
+    fn site_of<B>(&self, request: &Request<B>) -> &'static Site {
+        let method = method_name(request.method());
+        #[cfg(feature = "axum")]
+        if self.route_name.is_none() {
+            let route = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|path| path.as_str());
+            return route_site(method, route);
+        }
+        match self.route_of(request.extensions()) {
+            Some(route) => Site::dynamic(Kind::Handler, &format!("{method} {route}"), &HTTP_SPAN),
+            None => route_site(method, None),
+        }
+    }
+
     /// The trace ID, W3C flags and request ID to echo, from the request's headers.
     fn incoming(&self, headers: &HeaderMap) -> Incoming {
         if self.trust_traceparent {
@@ -208,6 +226,36 @@ impl ObserveLayer {
             }
         }
     }
+}
+
+/// The site of `method route` (`unmatched` without a route), remembered per thread so that a request of a
+/// known route costs neither an allocation nor the registry's lock. The route's text is compared on every hit:
+/// the slot is chosen by its address, never trusted on it.
+fn route_site(method: &'static str, route: Option<&str>) -> &'static Site {
+    const SLOTS: usize = 32;
+    thread_local! {
+        static KNOWN: [Cell<Option<&'static Site>>; SLOTS] = const { [const { Cell::new(None) }; SLOTS] };
+    }
+    let matches = |site: &Site| match route {
+        Some(route) => site
+            .name()
+            .strip_prefix(method)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .is_some_and(|rest| rest == route),
+        None => site.name() == "unmatched",
+    };
+    let key = route.map_or(0, |r| r.as_ptr() as usize ^ r.len()) ^ (method.as_ptr() as usize).rotate_left(17);
+    let slot = (key >> 3) % SLOTS;
+    let cached = KNOWN.try_with(|known| known[slot].get()).ok().flatten();
+    if let Some(site) = cached.filter(|site| matches(site)) {
+        return site;
+    }
+    let site = match route {
+        Some(route) => Site::dynamic(Kind::Handler, &format!("{method} {route}"), &HTTP_SPAN),
+        None => Site::dynamic(Kind::Handler, "unmatched", &HTTP_SPAN),
+    };
+    let _ = KNOWN.try_with(|known| known[slot].set(Some(site)));
+    site
 }
 
 fn rejected() {
@@ -295,30 +343,24 @@ where
             };
         }
         let incoming = self.layer.incoming(request.headers());
-        let route = self.layer.route_of(request.extensions());
-        let name = match &route {
-            Some(route) => format!("{} {route}", method_name(request.method())),
-            None => "unmatched".to_owned(),
-        };
-        let site = Site::dynamic(Kind::Handler, &name, &HTTP_SPAN);
+        let site = self.layer.site_of(&request);
         let mut scope = Scope::new(site);
         scope.set_trace_id(incoming.trace_id);
         let future = scope.in_scope(|| self.inner.call(request));
-        let span_id = SpanId::generate();
         let traceresponse = TraceParent {
             trace_id: incoming.trace_id,
-            parent_id: span_id,
+            parent_id: SpanId::generate(),
             flags: incoming.flags,
-        }
-        .to_string();
+        };
+        // Formatted in stack buffers: one allocation per header value (its bytes), no intermediate `String`.
         let request_id = incoming.request_id.unwrap_or_else(|| {
-            HeaderValue::from_str(&incoming.trace_id.to_string()).unwrap_or(HeaderValue::from_static("invalid"))
+            HeaderValue::from_bytes(&incoming.trace_id.to_hex()).unwrap_or(HeaderValue::from_static("invalid"))
         });
         ObserveFuture {
             scope: Some(scope),
             future,
             request_id,
-            traceresponse: HeaderValue::from_str(&traceresponse).ok(),
+            traceresponse: HeaderValue::from_bytes(&traceresponse.to_bytes()).ok(),
         }
     }
 }
@@ -371,5 +413,35 @@ where
             }
             response
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_sites_are_found_by_method_and_route_text() {
+        let a = route_site("GET", Some("/orders/{id}"));
+        assert_eq!(a.name(), "GET /orders/{id}");
+        assert!(
+            std::ptr::eq(a, route_site("GET", Some("/orders/{id}"))),
+            "the same site every time"
+        );
+        // The same text at another address, another text at the same address (a reused buffer): the name
+        // decides, not the address.
+        let owned = String::from("/orders/{id}");
+        assert!(std::ptr::eq(a, route_site("GET", Some(&owned))));
+        let mut buffer = String::from("/orders/{id}");
+        let first = route_site("POST", Some(&buffer));
+        buffer.clear();
+        buffer.push_str("/orders/{ix}");
+        let second = route_site("POST", Some(&buffer));
+        assert_eq!(
+            (first.name(), second.name()),
+            ("POST /orders/{id}", "POST /orders/{ix}")
+        );
+        assert_eq!(route_site("GET", None).name(), "unmatched");
+        assert_eq!(route_site("DELETE", Some("/orders/{id}")).name(), "DELETE /orders/{id}");
     }
 }
