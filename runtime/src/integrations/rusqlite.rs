@@ -88,14 +88,17 @@ unsafe extern "C" fn on_trace(event: c_uint, _: *mut c_void, statement: *mut c_v
                 let text = ffi::sqlite3_sql(statement.cast());
                 ((!text.is_null()).then(|| CStr::from_ptr(text)), *detail.cast::<i64>())
             };
-            let Some(Ok(sql)) = text.map(CStr::to_str) else {
-                return;
-            };
             let elapsed = match finished(statement as usize) {
                 Some(start) => crate::clock::since(start),
                 None => Duration::from_nanos(u64::try_from(sqlite_nanos).unwrap_or_default()),
             };
-            crate::query::record(sql, elapsed);
+            // rusqlite only prepares UTF-8 text with `prepare_v2`/`v3`, which keep it: the other cases are
+            // still counted, with what text there is.
+            match text.map(CStr::to_str) {
+                Some(Ok(sql)) => crate::query::record(sql, elapsed),
+                Some(Err(_)) => crate::query::record(&text.map(CStr::to_string_lossy).unwrap_or_default(), elapsed),
+                None => crate::query::record("", elapsed),
+            }
         }
         _ => {}
     });
