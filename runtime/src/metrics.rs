@@ -406,13 +406,7 @@ impl Emitter {
         let rate = 1.0 / count as f64;
         match self.flavor {
             Flavor::DogStatsd => {
-                let mut metric = self.client.distribution_with_tags(name, value);
-                if let Some(tags) = tags {
-                    metric = metric
-                        .with_tag("kind", tags.kind)
-                        .with_tag("scope", tags.scope)
-                        .with_tag("outcome", tags.outcome);
-                }
+                let mut metric = with_scope_tags(self.client.distribution_with_tags(name, value), tags);
                 if count > 1 {
                     metric = metric.with_sampling_rate(rate);
                 }
@@ -433,14 +427,7 @@ impl Emitter {
     fn count(&self, tags: Option<&Tags<'_>>, name: &str, value: u64) {
         match self.flavor {
             Flavor::DogStatsd => {
-                let mut metric = self.client.count_with_tags(name, value);
-                if let Some(tags) = tags {
-                    metric = metric
-                        .with_tag("kind", tags.kind)
-                        .with_tag("scope", tags.scope)
-                        .with_tag("outcome", tags.outcome);
-                }
-                metric.send();
+                with_scope_tags(self.client.count_with_tags(name, value), tags).send();
             }
             Flavor::Statsd => {
                 let line = format!("{}:{}|c", statsd_name(&self.prefix, name, tags), value);
@@ -454,6 +441,23 @@ struct Tags<'a> {
     kind: &'a str,
     scope: &'a str,
     outcome: &'a str,
+}
+
+/// DogStatsD: the scope's tags on a metric, when there is a scope.
+fn with_scope_tags<'m, 'c, T>(
+    metric: cadence::MetricBuilder<'m, 'c, T>,
+    tags: Option<&Tags<'m>>,
+) -> cadence::MetricBuilder<'m, 'c, T>
+where
+    T: cadence::Metric + From<String>,
+{
+    match tags {
+        Some(tags) => metric
+            .with_tag("kind", tags.kind)
+            .with_tag("scope", tags.scope)
+            .with_tag("outcome", tags.outcome),
+        None => metric,
+    }
 }
 
 /// Plain StatsD has no tags: they become part of the name, `prefix.scope.duration.<kind>.<scope>.<outcome>`.

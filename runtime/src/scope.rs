@@ -82,11 +82,7 @@ impl Scope {
     #[inline(always)]
     pub fn new(site: &'static Site) -> Scope {
         site.ensure_registered();
-        let span = if site.span_enabled() {
-            Self::open_span(site)
-        } else {
-            Span::none()
-        };
+        let span = Self::span_if_wanted(site);
         let mut scope = MaybeUninit::<Scope>::uninit();
         let place = scope.as_mut_ptr();
         // SAFETY: every field is written before `assume_init`; the frame's fingerprint table is `MaybeUninit`
@@ -123,6 +119,16 @@ impl Scope {
         } = self;
     }
 
+    /// The site's span if a subscriber wants it, else none.
+    #[inline]
+    fn span_if_wanted(site: &'static Site) -> Span {
+        if site.span_enabled() {
+            Self::open_span(site)
+        } else {
+            Span::none()
+        }
+    }
+
     #[cold]
     fn open_span(site: &'static Site) -> Span {
         let meta = site.span_metadata();
@@ -133,12 +139,8 @@ impl Scope {
     /// spans on when it first meets a SQLite worker thread). Called before each poll of an async scope.
     #[inline]
     pub(crate) fn open_span_if_wanted(&mut self) {
-        if self.span.is_none() {
-            if let Some(site) = self.frame.site {
-                if site.span_enabled() {
-                    self.span = Self::open_span(site);
-                }
-            }
+        if let (true, Some(site)) = (self.span.is_none(), self.frame.site) {
+            self.span = Self::span_if_wanted(site);
         }
     }
 

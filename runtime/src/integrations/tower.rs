@@ -139,32 +139,19 @@ impl ObserveLayer {
         self
     }
 
-    fn route_of(&self, extensions: &http::Extensions) -> Option<String> {
+    /// The site of a request: its method and route (your [`ObserveLayer::route_name`], else axum's
+    /// `MatchedPath`), or `unmatched`.
+    fn site_of<B>(&self, request: &Request<B>) -> &'static Site {
+        let method = method_name(request.method());
+        let extensions = request.extensions();
         if let Some(name) = &self.route_name {
-            return name(extensions);
+            return route_site(method, name(extensions).as_deref());
         }
         #[cfg(feature = "axum")]
         if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-            return Some(path.as_str().to_owned());
+            return route_site(method, Some(path.as_str()));
         }
-        None
-    }
-
-    /// The site of a request: its method and route, or `unmatched`.
-    fn site_of<B>(&self, request: &Request<B>) -> &'static Site {
-        let method = method_name(request.method());
-        #[cfg(feature = "axum")]
-        if self.route_name.is_none() {
-            let route = request
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(|path| path.as_str());
-            return route_site(method, route);
-        }
-        match self.route_of(request.extensions()) {
-            Some(route) => Site::dynamic(Kind::Handler, &format!("{method} {route}"), &HTTP_SPAN),
-            None => route_site(method, None),
-        }
+        route_site(method, None)
     }
 
     /// The trace ID, W3C flags and request ID to echo, from the request's headers.
