@@ -431,4 +431,15 @@ mod tests {
         assert_eq!(route_site("GET", None).name(), "unmatched");
         assert_eq!(route_site("DELETE", Some("/orders/{id}")).name(), "DELETE /orders/{id}");
     }
+
+    #[test]
+    fn custom_route_names_name_the_site() {
+        #[derive(Clone)]
+        struct Route(&'static str);
+        let layer = ObserveLayer::new().route_name(|extensions| extensions.get::<Route>().map(|r| r.0.to_owned()));
+        let mut request = Request::builder().method(Method::PUT).body(()).unwrap();
+        assert_eq!(layer.site_of(&request).name(), "unmatched");
+        request.extensions_mut().insert(Route("/carts/{id}"));
+        assert_eq!(layer.site_of(&request).name(), "PUT /carts/{id}");
+    }
 }
