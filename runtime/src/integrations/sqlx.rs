@@ -215,9 +215,10 @@ impl Fields {
     /// sqlx puts a short statement in `summary` and leaves `db.statement` empty; a long one is in full in
     /// `db.statement` and abbreviated in `summary`.
     fn statement(&self) -> &str {
-        let full = self.statement.trim();
+        // sqlx pads the full statement with ASCII newlines; other edge whitespace does not matter here.
+        let full = self.statement.trim_ascii();
         if full.is_empty() {
-            self.summary.trim()
+            self.summary.trim_ascii()
         } else {
             full
         }
@@ -227,7 +228,9 @@ impl Fields {
 impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if field.name() == "elapsed_secs" && value.is_finite() && value >= 0.0 {
-            self.elapsed = Some(Duration::from_secs_f64(value));
+            // Finite and not negative: the cast cannot wrap (it saturates past u64::MAX nanoseconds). Cheaper
+            // than `Duration::from_secs_f64`, whose exact rounding is not needed for a timing.
+            self.elapsed = Some(Duration::from_nanos((value * 1e9) as u64));
         }
     }
 
