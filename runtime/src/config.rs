@@ -317,7 +317,7 @@ impl Config {
             let subscriber =
                 tracing_subscriber::registry().with(layer_with(log_format, writer, ansi).with_filter(filter));
             #[cfg(feature = "sqlx")]
-            let subscriber = subscriber.with(crate::sqlx::layer());
+            let subscriber = crate::sqlx::carry_scopes(subscriber.with(crate::sqlx::layer()));
             tracing::subscriber::set_global_default(subscriber).map_err(|_| InitError::subscriber_already_set())?;
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.
             let _ = tracing_log::LogTracer::init();

@@ -67,6 +67,9 @@ pub mod rusqlite;
 #[cfg(feature = "sqlx")]
 #[path = "integrations/sqlx.rs"]
 pub mod sqlx;
+#[cfg(feature = "sqlx")]
+#[path = "integrations/sqlx_carrier.rs"]
+mod sqlx_carrier;
 #[cfg(feature = "tower")]
 #[path = "integrations/tower.rs"]
 pub mod tower;

@@ -118,7 +118,7 @@ where
     } else {
         write!(writer, " {:>5}", level.as_str())?;
     }
-    if let Some(id) = current_trace_id() {
+    if let Some(id) = line_trace_id() {
         write!(writer, " trace_id={id}")?;
     }
     writer.write_char(' ')?;
@@ -137,6 +137,23 @@ where
     write!(writer, "{}: ", meta.target())?;
     ctx.format_fields(writer.by_ref(), event)?;
     writeln!(writer)
+}
+
+/// The trace ID of a line: the current scope's or, on a thread that runs work for a scope without being inside
+/// it (sqlx's SQLite worker), that scope's.
+fn line_trace_id() -> Option<crate::TraceId> {
+    let id = current_trace_id();
+    #[cfg(feature = "sqlx")]
+    let id = id.or_else(crate::sqlx_carrier::entered_trace_id);
+    id
+}
+
+/// The scope of a line, found as its trace ID is.
+fn line_site() -> Option<&'static crate::Site> {
+    let site = current_site();
+    #[cfg(feature = "sqlx")]
+    let site = site.or_else(crate::sqlx_carrier::entered_site);
+    site
 }
 
 fn level_color(level: Level) -> &'static str {
@@ -168,10 +185,10 @@ where
     push_json_str(&mut line, meta.level().as_str());
     line.push_str(",\"target\":");
     push_json_str(&mut line, meta.target());
-    if let Some(id) = current_trace_id() {
+    if let Some(id) = line_trace_id() {
         write!(line, ",\"trace_id\":\"{id}\"")?;
     }
-    if let Some(site) = current_site() {
+    if let Some(site) = line_site() {
         line.push_str(",\"scope\":");
         push_json_str(&mut line, site.name());
     }

@@ -30,6 +30,9 @@ pub(crate) struct Frame {
     pub(crate) queries: QueryState,
     /// For a test capture frame: where to log scopes and queries. Null otherwise.
     pub(crate) capture: *const CaptureLog,
+    /// The sqlx scope carrier lent to this execution, if sqlx asked for one (see `sqlx_carrier`). Null
+    /// otherwise; opaque here so that the field exists whatever the features.
+    pub(crate) carrier: Cell<*const ()>,
 }
 
 impl Frame {
@@ -40,6 +43,7 @@ impl Frame {
             parent: Cell::new(ptr::null()),
             queries: QueryState::new(),
             capture,
+            carrier: Cell::new(ptr::null()),
         }
     }
 
@@ -93,6 +97,7 @@ impl Scope {
             ptr::addr_of_mut!((*place).frame.parent).write(Cell::new(ptr::null()));
             QueryState::init_in_place(ptr::addr_of_mut!((*place).frame.queries));
             ptr::addr_of_mut!((*place).frame.capture).write(ptr::null());
+            ptr::addr_of_mut!((*place).frame.carrier).write(Cell::new(ptr::null()));
             ptr::addr_of_mut!((*place).span).write(span);
             ptr::addr_of_mut!((*place).finished).write(false);
             ptr::addr_of_mut!((*place).start).write(crate::clock::now());
@@ -112,6 +117,7 @@ impl Scope {
                     parent: _,
                     queries: _,
                     capture: _,
+                    carrier: _,
                 },
             start: _,
             span: _,
@@ -214,6 +220,10 @@ impl Scope {
         if crate::query::handed_over() {
             self.take_handed_over();
         }
+        #[cfg(feature = "sqlx")]
+        if !self.frame.carrier.get().is_null() {
+            crate::sqlx_carrier::end_loan(&self.frame);
+        }
         let queries = &self.frame.queries;
         site.record(outcome, nanos, queries);
         // Both need queries: an execution without any skips the checks.
@@ -233,10 +243,15 @@ impl Scope {
     /// Queries another thread ran for this scope (sqlx's SQLite worker), recorded as if run here.
     #[cold]
     fn take_handed_over(&self) {
-        let Some(id) = self.span.id() else {
+        // Handed over under the loan of the scope's carrier, or else under its span's ID.
+        #[cfg(feature = "sqlx")]
+        let key = crate::sqlx_carrier::token_of(&self.frame).or_else(|| self.span.id().map(|id| id.into_u64()));
+        #[cfg(not(feature = "sqlx"))]
+        let key = self.span.id().map(|id| id.into_u64());
+        let Some(key) = key else {
             return;
         };
-        let queries = crate::query::take_handed_over(id.into_u64());
+        let queries = crate::query::take_handed_over(key);
         if !queries.is_empty() {
             run_in_frame(&self.frame, || {
                 for (statement, elapsed) in &queries {
@@ -463,6 +478,22 @@ pub(crate) fn run_in_frame<R>(frame: &Frame, f: impl FnOnce() -> R) -> R {
     CURRENT.set(frame);
     let _leave = Leave(frame, parent);
     f()
+}
+
+/// Calls `f` with the innermost frame of an observed function entered on this thread, if any.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn with_innermost_scope<R>(f: impl FnOnce(&Frame) -> R) -> Option<R> {
+    let mut cursor = CURRENT.get();
+    // SAFETY: as in `current_trace_id`.
+    unsafe {
+        while let Some(frame) = cursor.as_ref() {
+            if frame.site.is_some() {
+                return Some(f(frame));
+            }
+            cursor = frame.parent.get();
+        }
+    }
+    None
 }
 
 /// The site of the innermost current scope, if any.

@@ -17,19 +17,24 @@
 //!   `RUST_LOG=info`) and observe's scope spans, for itself only: your log output does not change. A *global*
 //!   filter (an `EnvFilter` added with `.with(filter)` rather than on your fmt layer) would switch both off for
 //!   every layer, and the counting with them.
-//! - sqlx's SQLite driver runs statements on a worker thread that re-enters the caller's span. The layer finds
-//!   the scope from that span and hands the query to it; the scope takes it in when it ends.
+//! - sqlx's SQLite driver runs statements on a worker thread, which enters the span that was current when the
+//!   statement was sent. Under `observe::init()`, or a subscriber wrapped with [`carry_scopes`], that span is a
+//!   *carrier* that observe lends to the scope (see [`CarryScopes`]); otherwise it is the scope's own span. The
+//!   layer finds the scope from it and hands the query over; the scope takes it in when it ends.
 //!
-//! Cost: scopes open their tracing span only once the layer has seen sqlx run a statement outside the async
-//! runtime, on a worker thread (the SQLite driver does so when it connects: its `PRAGMA`s). Until then, and for
-//! good with PostgreSQL or MySQL (whose statements run on the caller's task, inside the scope), no span is
-//! opened and the layer costs nothing per scope. With SQLite every scope opens its span (about 100 ns per call,
-//! and more in sqlx, which enters it around every step of a query: `BENCHMARKS.md` measures it). Without the
+//! Cost: nothing per scope until the layer has seen sqlx run a statement outside the async runtime, on a
+//! worker thread (the SQLite driver does so when it connects: its `PRAGMA`s); with PostgreSQL or MySQL, whose
+//! statements run on the caller's task inside the scope, never. From then on, with carriers, a scope that runs
+//! a statement borrows a carrier once (a lock on a small pool), and sqlx's steps of a statement (sending it,
+//! entering it on the worker, polling its rows) cost a table lookup and a thread-local push each instead of a
+//! trip through the registry and its filters. Without carriers every scope opens a span (about 100 ns per
+//! call, and more in sqlx, which enters it around every step: `BENCHMARKS.md` measures both). Without the
 //! `sqlx` feature nothing changes.
 //!
-//! Scopes still running when the first SQLite connection opens take up their span at their next poll; a
-//! *synchronous* scope running then (an observed `fn main` that builds a runtime and connects inside) cannot,
-//! and counts its worker-thread statements as unscoped: call [`follow_worker_threads`] before it starts.
+//! Without carriers, scopes still running when the first SQLite connection opens take up their span at their
+//! next poll; a *synchronous* scope running then (an observed `fn main` that builds a runtime and connects
+//! inside) cannot, and counts its worker-thread statements as unscoped: call [`follow_worker_threads`] before
+//! it starts. With carriers, a scope borrows one whenever sqlx asks, so this does not arise.
 //!
 //! Limit: sqlx reports a statement when it finishes iterating its rows. A `fetch_one` / `fetch_optional`
 //! whose scope ends within microseconds of the call can end before the worker's report arrives; that query is
@@ -47,7 +52,7 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-const TARGET: &str = "sqlx::query";
+pub(crate) const TARGET: &str = "sqlx::query";
 
 /// The layer, with its own filter. See the module documentation.
 ///
@@ -61,6 +66,33 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     QueryLayer.with_filter(QueryFilter)
+}
+
+pub use crate::sqlx_carrier::CarryScopes;
+
+/// Wraps `subscriber` so that statements sqlx runs on its SQLite worker threads find their scope without a
+/// tracing span per scope (see [`CarryScopes`]). `observe::init()` does it for you; use it when you build your
+/// own subscriber with [`layer`] in it, and install only the wrapped subscriber. Once called, the layer stops
+/// asking scopes for spans, for every subscriber in the process.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = observe::sqlx::carry_scopes(tracing_subscriber::registry().with(observe::sqlx::layer()));
+/// # drop(subscriber);
+/// ```
+pub fn carry_scopes<S: Subscriber>(subscriber: S) -> CarryScopes<S> {
+    CarryScopes::new(subscriber)
+}
+
+/// How many scope carriers exist: at most the number of scopes that were inside sqlx at the same time (they are
+/// reused, and bounded at 4096; past that, worker-thread statements count as unscoped).
+///
+/// ```
+/// // 0 until sqlx has asked for the current span inside a scope, with carriers installed.
+/// let _ = observe::sqlx::carriers();
+/// ```
+pub fn carriers() -> usize {
+    crate::sqlx_carrier::created()
 }
 
 /// Whether scopes open their span, for statements that sqlx runs on a worker thread (SQLite).
@@ -103,8 +135,17 @@ fn wanted(meta: &Metadata<'_>) -> bool {
     if meta.is_event() {
         return meta.target() == TARGET;
     }
-    // Asked for every span created, so the answer for a callsite is remembered per thread (a small
-    // direct-mapped cache keyed by the metadata's address) rather than scanning the sites each time.
+    if crate::sqlx_carrier::carrying() {
+        // Scopes need no span: sqlx's worker threads find them through carriers.
+        return crate::sqlx_carrier::is_carrier(meta);
+    }
+    is_scope_span(meta) && following_worker_threads()
+}
+
+/// Whether `meta` is a scope span's metadata. Asked for every span created, so the answer for a callsite is
+/// remembered per thread (a small direct-mapped cache keyed by the metadata's address) rather than scanning
+/// the sites each time.
+pub(crate) fn is_scope_span(meta: &Metadata<'_>) -> bool {
     const SLOTS: usize = 32;
     thread_local! {
         static KNOWN: [Cell<(usize, bool)>; SLOTS] = const { [const { Cell::new((0, false)) }; SLOTS] };
@@ -122,7 +163,6 @@ fn wanted(meta: &Metadata<'_>) -> bool {
             answer
         })
         .unwrap_or_else(|_| crate::site::is_scope_span(meta))
-        && following_worker_threads()
 }
 
 impl<S> Filter<S> for QueryFilter {
@@ -147,8 +187,11 @@ impl<S> Layer<S> for QueryLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, _: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // The filter lets only scope spans through to this layer.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // The filter lets only scope spans (and carriers, which need nothing here) through to this layer.
+        if crate::sqlx_carrier::is_carrier(attrs.metadata()) {
+            return;
+        }
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(ScopeSpan);
         }
@@ -181,7 +224,11 @@ where
                 // open their span so that the next ones are found. This one had no scope span to find.
                 follow_worker_threads();
             }
-            // Another thread (sqlx's SQLite worker): find the scope from the span it re-entered.
+            // Another thread (sqlx's SQLite worker): find the scope from the carrier or the span it re-entered.
+            if let Some(token) = crate::sqlx_carrier::entered_token() {
+                crate::query::hand_over(token, statement, elapsed);
+                return;
+            }
             let scope_span = ctx
                 .event_scope(event)
                 .and_then(|mut spans| spans.find(|span| span.extensions().get::<ScopeSpan>().is_some()));

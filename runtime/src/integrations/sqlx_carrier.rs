@@ -1,0 +1,488 @@
+//! Scope carriers: how a statement that sqlx runs on its SQLite worker thread finds the scope that sent it,
+//! without a tracing span per scope.
+//!
+//! sqlx sends `Span::current()` to its worker thread with every command and enters it there, and wraps each
+//! row stream in it. With a span per scope, each of these steps goes through the registry and every
+//! per-layer filter (a dozen atomic operations each, several times per statement). [`CarryScopes`] wraps the
+//! subscriber and answers `Span::current()` inside a scope with a *carrier* instead: a registry span that
+//! observe keeps open and lends to one scope at a time. Entering, leaving, cloning and dropping a carrier never
+//! reach the registry or its layers: a thread-local stack and one atomic count.
+//!
+//! A carrier is lent to a scope the first time sqlx asks for the current span inside it, and goes back to the
+//! pool once the scope has ended and no clone of it is left (the worker may still hold one for a moment).
+//! Each loan has its own token: queries that arrive for a loan whose scope has ended are counted as unscoped,
+//! never given to the next borrower.
+
+use std::any::TypeId;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use tracing_core::callsite::{Callsite, Identifier};
+use tracing_core::span::{Attributes, Current, Id, Record};
+use tracing_core::subscriber::{Interest, Subscriber};
+use tracing_core::{Event, Kind, Level, LevelFilter, Metadata};
+
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::scope::Frame;
+use crate::site::Site;
+use crate::trace_id::TraceId;
+
+/// Wraps a subscriber so that sqlx's SQLite worker threads find observe scopes without a span per scope.
+/// Made by [`carry_scopes`](crate::sqlx::carry_scopes); `observe::init()` installs it for you.
+///
+/// Everything but the carriers goes to the wrapped subscriber unchanged. Inside a scope, `Span::current()` is
+/// the innermost span created inside that scope if one is entered (so recording a field on "the current span"
+/// in a handler still reaches your span, and a statement sent there runs inside it, as without the wrapper);
+/// otherwise it is the scope's carrier. A statement sent under the carrier writes its `sqlx::query` line on the
+/// worker thread with the scope's `trace_id` (and `scope` in JSON), not nested in the spans entered around the
+/// scope.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = observe::sqlx::carry_scopes(
+///     tracing_subscriber::registry()
+///         .with(observe::layer().with_filter(tracing_subscriber::EnvFilter::new("info")))
+///         .with(observe::sqlx::layer()),
+/// );
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
+/// ```
+pub struct CarryScopes<S> {
+    inner: S,
+}
+
+impl<S> CarryScopes<S> {
+    pub(crate) fn new(inner: S) -> CarryScopes<S> {
+        CARRYING.store(true, Ordering::Release);
+        tracing_core::callsite::register(&CARRIER_CALLSITE);
+        CarryScopes { inner }
+    }
+}
+
+/// Set once a [`CarryScopes`] exists: scopes then never need a span of their own for sqlx.
+static CARRYING: AtomicBool = AtomicBool::new(false);
+
+/// Whether scope carriers are in use (the sqlx layer then leaves scope spans off).
+pub(crate) fn carrying() -> bool {
+    CARRYING.load(Ordering::Relaxed)
+}
+
+struct CarrierCallsite;
+
+static CARRIER_CALLSITE: CarrierCallsite = CarrierCallsite;
+
+static CARRIER_META: Metadata<'static> = tracing_core::metadata! {
+    name: "observe.carrier",
+    target: "observe::carrier",
+    level: Level::TRACE,
+    fields: &[],
+    callsite: &CARRIER_CALLSITE,
+    kind: Kind::SPAN,
+};
+
+impl Callsite for CarrierCallsite {
+    fn set_interest(&self, _: Interest) {}
+
+    fn metadata(&self) -> &Metadata<'_> {
+        &CARRIER_META
+    }
+}
+
+/// Whether `meta` is the carriers' span metadata (which the sqlx layer's filter enables).
+pub(crate) fn is_carrier(meta: &Metadata<'_>) -> bool {
+    std::ptr::eq(meta, &CARRIER_META) || meta.callsite() == Identifier(&CARRIER_CALLSITE)
+}
+
+struct Carrier {
+    /// A registry span, never closed: its ID is reserved for the carrier.
+    id: Id,
+    /// The borrowing scope (one, until it ends) and every clone of the carrier's `Span` alive anywhere.
+    refs: AtomicUsize,
+    /// The current loan: what queries are handed over under. Changes only while `refs` is 0.
+    token: AtomicU64,
+    /// The borrowing scope's trace ID (high and low halves; 0 when unknown) and site, for log lines written on
+    /// a thread that entered the carrier.
+    trace_id: [AtomicU64; 2],
+    site: AtomicPtr<Site>,
+}
+
+/// At most this many carriers exist (as many scopes at once inside sqlx); past it, scopes go without one and
+/// their worker-thread statements count as unscoped.
+const MAX_CARRIERS: usize = 4096;
+/// The ID → carrier table: open addressing, insert-only (carriers live for the process), half full at most.
+const TABLE_SLOTS: usize = 2 * MAX_CARRIERS;
+
+static TABLE: [AtomicPtr<Carrier>; TABLE_SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; TABLE_SLOTS];
+static CREATED: AtomicUsize = AtomicUsize::new(0);
+/// Carriers not lent to any scope (also the lock under which carriers are created and inserted).
+static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Carriers entered on this thread, innermost last.
+    static ENTERED: RefCell<Vec<&'static Carrier>> = const { RefCell::new(Vec::new()) };
+    /// The loan of the `sqlx::query` event being dispatched, when found from a span around it.
+    static EVENT_TOKEN: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn slot_of(id: u64) -> usize {
+    (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % TABLE_SLOTS
+}
+
+/// The carrier whose span ID is `id`, if it is one. For any other span: usually one load.
+#[inline]
+fn lookup(id: &Id) -> Option<&'static Carrier> {
+    if CREATED.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let key = id.into_u64();
+    let mut slot = slot_of(key);
+    loop {
+        let found = TABLE[slot].load(Ordering::Acquire);
+        // SAFETY: table entries are leaked carriers, never freed.
+        let carrier = unsafe { found.as_ref() }?;
+        if carrier.id.into_u64() == key {
+            return Some(carrier);
+        }
+        slot = (slot + 1) % TABLE_SLOTS;
+    }
+}
+
+/// How many carriers exist.
+pub(crate) fn created() -> usize {
+    CREATED.load(Ordering::Relaxed)
+}
+
+fn free_list() -> std::sync::MutexGuard<'static, Vec<&'static Carrier>> {
+    FREE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The carrier lent to `frame`, lending one now if it has none.
+fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrier> {
+    let held = frame.carrier.get().cast::<Carrier>();
+    // SAFETY: a frame's carrier pointer is null or a leaked carrier.
+    if let Some(carrier) = unsafe { held.as_ref() } {
+        return Some(carrier);
+    }
+    let carrier = {
+        let mut free = free_list();
+        match free.pop() {
+            Some(carrier) => carrier,
+            None => create(inner, &free)?,
+        }
+    };
+    // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
+    // orders these stores before anything that thread reads).
+    carrier.refs.store(1, Ordering::Relaxed);
+    let token = (1 << 63) | NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    carrier.token.store(token, Ordering::Relaxed);
+    let trace_id = crate::scope::current_trace_id().map_or(0, TraceId::as_u128);
+    carrier.trace_id[0].store((trace_id >> 64) as u64, Ordering::Relaxed);
+    carrier.trace_id[1].store(trace_id as u64, Ordering::Relaxed);
+    let site = frame
+        .site
+        .map_or(std::ptr::null_mut(), |site| std::ptr::from_ref(site).cast_mut());
+    carrier.site.store(site, Ordering::Relaxed);
+    frame.carrier.set(std::ptr::from_ref(carrier).cast());
+    Some(carrier)
+}
+
+/// Creates a carrier (its registry span, kept open for good). Called with the free list locked, so that
+/// creations and table insertions never race.
+fn create<S: Subscriber>(inner: &S, _locked: &[&'static Carrier]) -> Option<&'static Carrier> {
+    if CREATED.load(Ordering::Relaxed) >= MAX_CARRIERS || !inner.enabled(&CARRIER_META) {
+        return None;
+    }
+    let values = CARRIER_META.fields().value_set(&[]);
+    let id = inner.new_span(&Attributes::new_root(&CARRIER_META, &values));
+    let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
+        id,
+        refs: AtomicUsize::new(0),
+        token: AtomicU64::new(0),
+        trace_id: [AtomicU64::new(0), AtomicU64::new(0)],
+        site: AtomicPtr::new(std::ptr::null_mut()),
+    }));
+    let mut slot = slot_of(carrier.id.into_u64());
+    while !TABLE[slot].load(Ordering::Relaxed).is_null() {
+        slot = (slot + 1) % TABLE_SLOTS;
+    }
+    TABLE[slot].store(std::ptr::from_ref(carrier).cast_mut(), Ordering::Release);
+    CREATED.fetch_add(1, Ordering::Release);
+    Some(carrier)
+}
+
+/// Drops one reference; the last one ends the loan: queries still waiting for it count as unscoped, and the
+/// carrier goes back to the pool.
+fn release(carrier: &'static Carrier) {
+    if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+        crate::query::abandon(carrier.token.load(Ordering::Relaxed));
+        free_list().push(carrier);
+    }
+}
+
+/// The token of `frame`'s loan, if it has a carrier.
+pub(crate) fn token_of(frame: &Frame) -> Option<u64> {
+    // SAFETY: as in `carrier_of`.
+    unsafe { frame.carrier.get().cast::<Carrier>().as_ref() }.map(|carrier| carrier.token.load(Ordering::Relaxed))
+}
+
+/// The scope of `frame` ends: it gives its carrier back (the pool takes it once no clone is left).
+pub(crate) fn end_loan(frame: &Frame) {
+    let held = frame.carrier.replace(std::ptr::null()).cast::<Carrier>();
+    // SAFETY: as in `carrier_of`.
+    if let Some(carrier) = unsafe { held.as_ref() } {
+        release(carrier);
+    }
+}
+
+fn entered() -> Option<&'static Carrier> {
+    ENTERED
+        .try_with(|entered| entered.try_borrow().ok().and_then(|e| e.last().copied()))
+        .ok()
+        .flatten()
+}
+
+/// The loan token of the carrier entered on this thread (sqlx's worker, running a statement for a scope), or
+/// of the span around the event being dispatched.
+pub(crate) fn entered_token() -> Option<u64> {
+    entered()
+        .map(|carrier| carrier.token.load(Ordering::Relaxed))
+        .or_else(|| EVENT_TOKEN.try_with(Cell::get).ok().flatten())
+}
+
+/// The trace ID of the scope whose carrier is entered on this thread.
+pub(crate) fn entered_trace_id() -> Option<TraceId> {
+    let carrier = entered()?;
+    let high = u128::from(carrier.trace_id[0].load(Ordering::Relaxed));
+    let low = u128::from(carrier.trace_id[1].load(Ordering::Relaxed));
+    TraceId::from_u128((high << 64) | low)
+}
+
+/// The site of the scope whose carrier is entered on this thread.
+pub(crate) fn entered_site() -> Option<&'static Site> {
+    let site = entered()?.site.load(Ordering::Relaxed);
+    // SAFETY: sites are `'static`.
+    unsafe { site.cast_const().as_ref() }
+}
+
+/// On a span created inside a scope (a user's `#[instrument]` span in a handler): the scope's carrier, held
+/// until the span closes (the registry drops its extensions then), so that a statement sent inside the span is
+/// attributed through it even if the span outlives the scope for a moment.
+struct InScope(&'static Carrier);
+
+impl Drop for InScope {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+impl<S> CarryScopes<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    /// The loan token of the innermost span around `event` created inside a scope (looked up in the registry
+    /// itself: the sqlx layer's own view is limited to what its filter enables).
+    fn token_around(&self, event: &Event<'_>) -> Option<u64> {
+        let id = if event.is_contextual() {
+            self.inner.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        }?;
+        let mut span = self.inner.span(&id);
+        while let Some(current) = span {
+            if let Some(tag) = current.extensions().get::<InScope>() {
+                return Some(tag.0.token.load(Ordering::Relaxed));
+            }
+            span = current.parent();
+        }
+        None
+    }
+
+    /// Whether span `id` was created inside the scope of `frame`.
+    fn created_in(&self, id: &Id, frame: &Frame) -> bool {
+        self.inner.span(id).is_some_and(|span| {
+            span.extensions()
+                .get::<InScope>()
+                .is_some_and(|tag| std::ptr::eq(std::ptr::from_ref(tag.0).cast(), frame.carrier.get()))
+        })
+    }
+}
+
+impl<S> Subscriber for CarryScopes<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.inner.max_level_hint()
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let id = self.inner.new_span(span);
+        let meta = span.metadata();
+        if crate::sqlx::following_worker_threads() && !is_carrier(meta) && !crate::sqlx::is_scope_span(meta) {
+            // Created inside a scope: tag it, so that `Span::current()` may go on returning it there (a user
+            // recording a field on their span) while statements sent inside it still find the scope.
+            crate::scope::with_innermost_scope(|frame| {
+                let Some(carrier) = carrier_of(&self.inner, frame) else {
+                    return;
+                };
+                if let Some(created) = self.inner.span(&id) {
+                    let mut extensions = created.extensions_mut();
+                    if extensions.get_mut::<InScope>().is_none() {
+                        carrier.refs.fetch_add(1, Ordering::Relaxed);
+                        extensions.insert(InScope(carrier));
+                    }
+                }
+            });
+        }
+        id
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        if lookup(span).is_none() {
+            self.inner.record(span, values);
+        }
+    }
+
+    fn record_follows_from(&self, span: &Id, follows: &Id) {
+        if lookup(span).is_none() && lookup(follows).is_none() {
+            self.inner.record_follows_from(span, follows);
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>) -> bool {
+        self.inner.event_enabled(event)
+    }
+
+    fn event(&self, event: &Event<'_>) {
+        if CREATED.load(Ordering::Relaxed) > 0
+            && event.metadata().target() == crate::sqlx::TARGET
+            && entered().is_none()
+        {
+            // A statement sent inside a span created in a scope, and run on a worker thread that entered that
+            // span: tell the sqlx layer the scope's loan.
+            if let Some(token) = self.token_around(event) {
+                let _ = EVENT_TOKEN.try_with(|slot| slot.set(Some(token)));
+                self.inner.event(event);
+                let _ = EVENT_TOKEN.try_with(|slot| slot.set(None));
+                return;
+            }
+        }
+        self.inner.event(event);
+    }
+
+    fn enter(&self, span: &Id) {
+        match lookup(span) {
+            Some(carrier) => {
+                let _ = ENTERED.try_with(|entered| {
+                    if let Ok(mut entered) = entered.try_borrow_mut() {
+                        entered.push(carrier);
+                    }
+                });
+            }
+            None => self.inner.enter(span),
+        }
+    }
+
+    fn exit(&self, span: &Id) {
+        match lookup(span) {
+            Some(carrier) => {
+                let _ = ENTERED.try_with(|entered| {
+                    if let Ok(mut entered) = entered.try_borrow_mut() {
+                        if let Some(at) = entered.iter().rposition(|c| std::ptr::eq(*c, carrier)) {
+                            entered.remove(at);
+                        }
+                    }
+                });
+            }
+            None => self.inner.exit(span),
+        }
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        match lookup(span) {
+            Some(carrier) => {
+                carrier.refs.fetch_add(1, Ordering::Relaxed);
+                span.clone()
+            }
+            None => self.inner.clone_span(span),
+        }
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        match lookup(&span) {
+            Some(carrier) => {
+                release(carrier);
+                false
+            }
+            None => self.inner.try_close(span),
+        }
+    }
+
+    #[allow(deprecated)]
+    fn drop_span(&self, span: Id) {
+        if lookup(&span).is_none() {
+            self.inner.drop_span(span);
+        }
+    }
+
+    fn current_span(&self) -> Current {
+        if crate::sqlx::following_worker_threads() {
+            // Inside a scope: the span entered there if there is one (it carries the scope's carrier, see
+            // `new_span`), else the scope's carrier itself, whatever spans are entered around the scope.
+            let found = crate::scope::with_innermost_scope(|frame| {
+                let current = self.inner.current_span();
+                if let Some(id) = current.id() {
+                    if self.created_in(id, frame) {
+                        return Some(current);
+                    }
+                }
+                carrier_of(&self.inner, frame).map(|carrier| Current::new(carrier.id.clone(), &CARRIER_META))
+            });
+            if let Some(Some(current)) = found {
+                return current;
+            }
+            // Outside any scope on this thread, but inside a carrier (a stream polled where its scope is not).
+            let current = self.inner.current_span();
+            if current.id().is_none() {
+                if let Some(carrier) = entered() {
+                    return Current::new(carrier.id.clone(), &CARRIER_META);
+                }
+            }
+            return current;
+        }
+        self.inner.current_span()
+    }
+
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            return Some(std::ptr::from_ref(self).cast());
+        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.inner.downcast_raw(id) }
+    }
+}
+
+impl<'a, S> LookupSpan<'a> for CarryScopes<S>
+where
+    S: LookupSpan<'a>,
+{
+    type Data = S::Data;
+
+    fn span_data(&'a self, id: &Id) -> Option<Self::Data> {
+        self.inner.span_data(id)
+    }
+}

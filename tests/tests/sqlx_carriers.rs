@@ -1,0 +1,134 @@
+//! sqlx's SQLite worker threads with the scope carriers `observe::init()` installs: statements count in the
+//! scope that sent them (sequential and concurrent scopes, nested ones, a carrier reused by later scopes), and
+//! the lines sqlx writes on its worker thread carry the trace ID of that scope.
+
+use observe::observe;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+#[observe(handler)]
+async fn count_rows(pool: &SqlitePool) -> (observe::TraceId, i64) {
+    let trace_id = observe::current_trace_id().expect("inside a scope");
+    let rows = sqlx::query("SELECT count(*) FROM numbers")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    (trace_id, rows[0].get(0))
+}
+
+/// A span of the user's inside the scope: `Span::current()` there is still the user's span (a field recorded on
+/// it shows), and the statement sent inside it is counted in the scope.
+#[observe(handler)]
+async fn in_a_span(pool: &SqlitePool) -> usize {
+    use tracing::Instrument;
+    let span = tracing::warn_span!("lookup", rows = tracing::field::Empty);
+    async {
+        let rows = sqlx::query("SELECT n FROM numbers").fetch_all(pool).await.unwrap();
+        tracing::Span::current().record("rows", rows.len());
+        tracing::warn!("looked up");
+        rows.len()
+    }
+    .instrument(span)
+    .await
+}
+
+#[observe(task)]
+async fn both(pool: &SqlitePool) -> i64 {
+    let (_, a) = count_rows(pool).await;
+    let rows = sqlx::query("SELECT max(n) FROM numbers").fetch_all(pool).await.unwrap();
+    a + rows[0].get::<i64, _>(0)
+}
+
+#[test]
+fn worker_thread_statements_find_their_scope_through_carriers() {
+    let capture = observe_tests::Capture::default();
+    let receiver = observe_tests::StatsdReceiver::bind().expect("a loopback UDP socket");
+    let guard = observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .log_format(observe::LogFormat::Pretty)
+        .log_writer(capture.clone())
+        // sqlx writes each statement at debug level, on its worker thread.
+        .log_filter("warn,sqlx::query=debug")
+        .init()
+        .expect("observe starts");
+    let runtime = observe_tests::runtime(2);
+    let unscoped_before = observe::query::unscoped();
+    let path = std::env::temp_dir().join(format!("observe-sqlx-carriers-{}.db", std::process::id()));
+    let (sequential, concurrent, total) = runtime.block_on(async {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE numbers (n INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO numbers (n) VALUES (1), (2), (3)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(pool.acquire(), pool.acquire());
+        drop((a.unwrap(), b.unwrap()));
+        assert!(observe::sqlx::following_worker_threads());
+
+        let mut sequential = Vec::new();
+        for _ in 0..3 {
+            sequential.push(count_rows(&pool).await);
+        }
+        let (x, y) = tokio::join!(count_rows(&pool), count_rows(&pool));
+        let total = both(&pool).await;
+        assert_eq!(in_a_span(&pool).await, 3);
+        (sequential, [x, y], total)
+    });
+    let _ = std::fs::remove_file(&path);
+    observe::flush();
+    let lines = receiver.lines();
+    drop(guard);
+
+    for (_, count) in sequential.iter().chain(&concurrent) {
+        assert_eq!(*count, 3);
+    }
+    assert_eq!(total, 6);
+    let queries = |scope: &str| observe_tests::distribution(&lines, "observe.scope.queries", scope);
+    assert_eq!(queries("sqlx_carriers.count_rows"), [(1.0, 6.0)]);
+    assert_eq!(
+        queries("sqlx_carriers.both"),
+        [(2.0, 1.0)],
+        "its own query and its child's"
+    );
+    assert_eq!(
+        queries("sqlx_carriers.in_a_span"),
+        [(1.0, 1.0)],
+        "sent inside the user's span"
+    );
+    // The set-up ran outside any scope: the two statements and the connections' PRAGMAs, nothing after.
+    let unscoped = observe::query::unscoped() - unscoped_before;
+    assert!((2..=4).contains(&unscoped), "{unscoped} unscoped");
+    let carriers = observe::sqlx::carriers();
+    assert!((1..=3).contains(&carriers), "carriers are reused: {carriers}");
+
+    // sqlx's own line for each statement was written on its worker thread, with the trace ID of the scope that
+    // sent it.
+    let logged = capture.text();
+    for (trace_id, _) in sequential.iter().chain(&concurrent) {
+        let line = logged
+            .lines()
+            .find(|l| l.contains(&format!("trace_id={trace_id}")))
+            .unwrap_or_else(|| panic!("no line with trace {trace_id}:\n{logged}"));
+        assert!(
+            line.contains("sqlx::query") && line.contains("SELECT count(*)"),
+            "{line}"
+        );
+    }
+    let looked_up = logged
+        .lines()
+        .find(|l| l.contains("looked up"))
+        .expect("the user's line");
+    assert!(looked_up.contains("lookup{rows=3}"), "{looked_up}");
+    let creates = logged
+        .lines()
+        .find(|l| l.contains("CREATE TABLE"))
+        .expect("the set-up's line");
+    assert!(!creates.contains("trace_id="), "outside any scope: {creates}");
+}
