@@ -8,6 +8,7 @@
 //! competes with it for a core.
 //!
 //! `cargo bench -p observe-bench --bench load` (builds both demo binaries in release first, once).
+//! `OBSERVE_LOAD_OBSERVED=<demo binary>` replaces the observed build with another (an earlier commit's).
 //! Target: observed >= 98% of unobserved requests/s.
 
 use std::io::{BufRead, BufReader};
@@ -216,7 +217,12 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to read.
-    let observed = build("observed", &[]);
+    // `OBSERVE_LOAD_OBSERVED=<path to a demo binary>` measures another build (an earlier commit's, say) in
+    // place of this tree's observed one, against the same compiled-out build.
+    let observed = match std::env::var_os("OBSERVE_LOAD_OBSERVED") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => build("observed", &[]),
+    };
     let unobserved = build("unobserved", &["observe/disabled"]);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let pin = cores >= 2 && pin_to(CLIENT_CPU).is_ok();

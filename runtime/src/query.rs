@@ -225,10 +225,16 @@ pub fn record(statement: &str, elapsed: Duration) {
         frame.capture_query(statement, elapsed);
     });
     if !scoped {
-        UNSCOPED_QUERIES.fetch_add(1, Ordering::Relaxed);
-        UNSCOPED_PENDING.fetch_add(1, Ordering::Relaxed);
-        UNSCOPED_TIME.record(nanos);
+        record_unscoped(nanos);
     }
+}
+
+/// Counts a query in the unscoped metrics, whatever scope the calling thread is in (a query whose own scope had
+/// ended when it arrived).
+pub(crate) fn record_unscoped(nanos: u64) {
+    UNSCOPED_QUERIES.fetch_add(1, Ordering::Relaxed);
+    UNSCOPED_PENDING.fetch_add(1, Ordering::Relaxed);
+    UNSCOPED_TIME.record(nanos);
 }
 
 static HTTP_USED: AtomicBool = AtomicBool::new(false);
@@ -355,15 +361,10 @@ pub(crate) fn hand_over(span: u64, statement: &str, elapsed: Duration) {
 
 pub(crate) fn take_handed_over(span: u64) -> Vec<(String, Duration)> {
     let mut list = handed_over_list();
-    let mut taken = Vec::new();
-    list.retain(|(id, statement, elapsed)| {
-        if *id == span {
-            taken.push((statement.clone(), *elapsed));
-            false
-        } else {
-            true
-        }
-    });
+    let taken = list
+        .extract_if(.., |(id, _, _)| *id == span)
+        .map(|(_, statement, elapsed)| (statement, elapsed))
+        .collect();
     HANDED_OVER_COUNT.store(list.len(), Ordering::Relaxed);
     taken
 }
@@ -374,8 +375,8 @@ pub(crate) fn abandon(span: u64) {
     if !handed_over() {
         return;
     }
-    for (statement, elapsed) in take_handed_over(span) {
-        record(&statement, elapsed);
+    for (_, elapsed) in take_handed_over(span) {
+        record_unscoped(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
     }
 }
 

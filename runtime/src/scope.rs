@@ -217,12 +217,12 @@ impl Scope {
         let Some(site) = self.frame.site else {
             return;
         };
-        if crate::query::handed_over() {
-            self.take_handed_over();
-        }
         #[cfg(feature = "sqlx")]
         if !self.frame.carrier.get().is_null() {
             crate::sqlx_carrier::end_loan(&self.frame);
+        }
+        if crate::query::handed_over() {
+            self.take_handed_over();
         }
         let queries = &self.frame.queries;
         site.record(outcome, nanos, queries);
@@ -243,15 +243,10 @@ impl Scope {
     /// Queries another thread ran for this scope (sqlx's SQLite worker), recorded as if run here.
     #[cold]
     fn take_handed_over(&self) {
-        // Handed over under the loan of the scope's carrier, or else under its span's ID.
-        #[cfg(feature = "sqlx")]
-        let key = crate::sqlx_carrier::token_of(&self.frame).or_else(|| self.span.id().map(|id| id.into_u64()));
-        #[cfg(not(feature = "sqlx"))]
-        let key = self.span.id().map(|id| id.into_u64());
-        let Some(key) = key else {
+        let Some(id) = self.span.id() else {
             return;
         };
-        let queries = crate::query::take_handed_over(key);
+        let queries = crate::query::take_handed_over(id.into_u64());
         if !queries.is_empty() {
             run_in_frame(&self.frame, || {
                 for (statement, elapsed) in &queries {

@@ -39,6 +39,39 @@ async fn both(pool: &SqlitePool) -> i64 {
     a + rows[0].get::<i64, _>(0)
 }
 
+/// What sqlx's worker does with a statement: enter the span it was sent with, report the statement.
+fn run_like_the_worker(span: &tracing::Span) {
+    let _entered = span.enter();
+    let elapsed = std::time::Duration::from_micros(250);
+    tracing::debug!(
+        target: "sqlx::query",
+        summary = "SELECT late",
+        db.statement = "",
+        rows_affected = 0u64,
+        rows_returned = 1u64,
+        ?elapsed,
+        elapsed_secs = elapsed.as_secs_f64(),
+    );
+}
+
+/// Takes `Span::current()` (the scope's carrier) and lets another thread run a statement under it: before the
+/// scope ends, or (when `late`) after, by returning the thread and the signal that starts it.
+#[observe(handler)]
+fn lend(late: bool) -> Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+    let span = tracing::Span::current();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        wait.recv().unwrap();
+        run_like_the_worker(&span);
+    });
+    if late {
+        return Some((go, worker));
+    }
+    go.send(()).unwrap();
+    worker.join().unwrap();
+    None
+}
+
 #[test]
 fn worker_thread_statements_find_their_scope_through_carriers() {
     let capture = observe_tests::Capture::default();
@@ -82,6 +115,26 @@ fn worker_thread_statements_find_their_scope_through_carriers() {
         (sequential, [x, y], total)
     });
     let _ = std::fs::remove_file(&path);
+
+    // A statement reported under a scope's carrier before the scope ends counts in it; one reported after it
+    // ended counts as unscoped, and not in the next scope that borrows the same carrier.
+    let carriers_before = observe::sqlx::carriers();
+    assert!(lend(false).is_none());
+    let unscoped_before_late = observe::query::unscoped();
+    let (go, worker) = lend(true).expect("the late worker");
+    go.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(
+        observe::query::unscoped() - unscoped_before_late,
+        1,
+        "the late statement"
+    );
+    assert!(lend(false).is_none());
+    assert_eq!(
+        observe::sqlx::carriers(),
+        carriers_before,
+        "the three scopes reused a carrier"
+    );
     observe::flush();
     let lines = receiver.lines();
     drop(guard);
@@ -102,9 +155,17 @@ fn worker_thread_statements_find_their_scope_through_carriers() {
         [(1.0, 1.0)],
         "sent inside the user's span"
     );
+    assert_eq!(
+        queries("sqlx_carriers.lend"),
+        [(0.0, 1.0), (1.0, 2.0)],
+        "the late statement is not counted"
+    );
     // The set-up ran outside any scope: the two statements and the connections' PRAGMAs, nothing after.
-    let unscoped = observe::query::unscoped() - unscoped_before;
-    assert!((2..=4).contains(&unscoped), "{unscoped} unscoped");
+    let unscoped = observe::query::unscoped() - unscoped_before - 1;
+    assert!(
+        (2..=4).contains(&unscoped),
+        "{unscoped} unscoped besides the late statement"
+    );
     let carriers = observe::sqlx::carriers();
     assert!((1..=3).contains(&carriers), "carriers are reused: {carriers}");
 

@@ -225,8 +225,7 @@ where
                 follow_worker_threads();
             }
             // Another thread (sqlx's SQLite worker): find the scope from the carrier or the span it re-entered.
-            if let Some(token) = crate::sqlx_carrier::entered_token() {
-                crate::query::hand_over(token, statement, elapsed);
+            if crate::sqlx_carrier::hand_over(statement, elapsed) {
                 return;
             }
             let scope_span = ctx

@@ -10,13 +10,14 @@
 //!
 //! A carrier is lent to a scope the first time sqlx asks for the current span inside it, and goes back to the
 //! pool once the scope has ended and no clone of it is left (the worker may still hold one for a moment).
-//! Each loan has its own token: queries that arrive for a loan whose scope has ended are counted as unscoped,
-//! never given to the next borrower.
+//! Statements the worker runs under a carrier wait in the carrier until the scope ends and takes them; those
+//! that arrive after it ended count as unscoped before the carrier is lent again, never to the next borrower.
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tracing_core::callsite::{Callsite, Identifier};
 use tracing_core::span::{Attributes, Current, Id, Record};
@@ -97,10 +98,11 @@ pub(crate) fn is_carrier(meta: &Metadata<'_>) -> bool {
 struct Carrier {
     /// A registry span, never closed: its ID is reserved for the carrier.
     id: Id,
-    /// The borrowing scope (one, until it ends) and every clone of the carrier's `Span` alive anywhere.
+    /// The borrowing scope (one, until it ends) and every clone of the carrier's `Span` alive anywhere (and
+    /// every span created inside the scope, see [`InScope`]).
     refs: AtomicUsize,
-    /// The current loan: what queries are handed over under. Changes only while `refs` is 0.
-    token: AtomicU64,
+    /// Statements run under the carrier on another thread, waiting for the borrowing scope to end.
+    pending: Mutex<Vec<(String, Duration)>>,
     /// The borrowing scope's trace ID (high and low halves; 0 when unknown) and site, for log lines written on
     /// a thread that entered the carrier.
     trace_id: [AtomicU64; 2],
@@ -113,17 +115,19 @@ const MAX_CARRIERS: usize = 4096;
 /// The ID → carrier table: open addressing, insert-only (carriers live for the process), half full at most.
 const TABLE_SLOTS: usize = 2 * MAX_CARRIERS;
 
+/// The span IDs of the table's carriers (0: empty), beside them so that a lookup reads no carrier it does not
+/// return.
+static KEYS: [AtomicU64; TABLE_SLOTS] = [const { AtomicU64::new(0) }; TABLE_SLOTS];
 static TABLE: [AtomicPtr<Carrier>; TABLE_SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; TABLE_SLOTS];
 static CREATED: AtomicUsize = AtomicUsize::new(0);
 /// Carriers not lent to any scope (also the lock under which carriers are created and inserted).
 static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
-static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// Carriers entered on this thread, innermost last.
     static ENTERED: RefCell<Vec<&'static Carrier>> = const { RefCell::new(Vec::new()) };
-    /// The loan of the `sqlx::query` event being dispatched, when found from a span around it.
-    static EVENT_TOKEN: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The carrier of the `sqlx::query` event being dispatched, when found from a span around it.
+    static EVENT_CARRIER: Cell<Option<&'static Carrier>> = const { Cell::new(None) };
 }
 
 fn slot_of(id: u64) -> usize {
@@ -139,13 +143,14 @@ fn lookup(id: &Id) -> Option<&'static Carrier> {
     let key = id.into_u64();
     let mut slot = slot_of(key);
     loop {
-        let found = TABLE[slot].load(Ordering::Acquire);
-        // SAFETY: table entries are leaked carriers, never freed.
-        let carrier = unsafe { found.as_ref() }?;
-        if carrier.id.into_u64() == key {
-            return Some(carrier);
+        match KEYS[slot].load(Ordering::Acquire) {
+            0 => return None,
+            found if found == key => {
+                // SAFETY: a key is published after its carrier (a leaked carrier, never freed).
+                return unsafe { TABLE[slot].load(Ordering::Acquire).as_ref() };
+            }
+            _ => slot = (slot + 1) % TABLE_SLOTS,
         }
-        slot = (slot + 1) % TABLE_SLOTS;
     }
 }
 
@@ -175,8 +180,6 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
     // orders these stores before anything that thread reads).
     carrier.refs.store(1, Ordering::Relaxed);
-    let token = (1 << 63) | NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-    carrier.token.store(token, Ordering::Relaxed);
     let trace_id = crate::scope::current_trace_id().map_or(0, TraceId::as_u128);
     carrier.trace_id[0].store((trace_id >> 64) as u64, Ordering::Relaxed);
     carrier.trace_id[1].store(trace_id as u64, Ordering::Relaxed);
@@ -199,41 +202,74 @@ fn create<S: Subscriber>(inner: &S, _locked: &[&'static Carrier]) -> Option<&'st
     let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
         id,
         refs: AtomicUsize::new(0),
-        token: AtomicU64::new(0),
+        pending: Mutex::new(Vec::new()),
         trace_id: [AtomicU64::new(0), AtomicU64::new(0)],
         site: AtomicPtr::new(std::ptr::null_mut()),
     }));
-    let mut slot = slot_of(carrier.id.into_u64());
-    while !TABLE[slot].load(Ordering::Relaxed).is_null() {
+    let key = carrier.id.into_u64();
+    let mut slot = slot_of(key);
+    while KEYS[slot].load(Ordering::Relaxed) != 0 {
         slot = (slot + 1) % TABLE_SLOTS;
     }
     TABLE[slot].store(std::ptr::from_ref(carrier).cast_mut(), Ordering::Release);
+    KEYS[slot].store(key, Ordering::Release);
     CREATED.fetch_add(1, Ordering::Release);
     Some(carrier)
 }
 
-/// Drops one reference; the last one ends the loan: queries still waiting for it count as unscoped, and the
-/// carrier goes back to the pool.
+fn pending(carrier: &Carrier) -> Vec<(String, Duration)> {
+    std::mem::take(&mut *carrier.pending.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Drops one reference from outside the borrowing scope; the last one ends the loan: statements still waiting
+/// arrived after the scope ended and count as unscoped, and the carrier goes back to the pool.
 fn release(carrier: &'static Carrier) {
     if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-        crate::query::abandon(carrier.token.load(Ordering::Relaxed));
+        for (_, elapsed) in pending(carrier) {
+            crate::query::record_unscoped(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
         free_list().push(carrier);
     }
 }
 
-/// The token of `frame`'s loan, if it has a carrier.
-pub(crate) fn token_of(frame: &Frame) -> Option<u64> {
-    // SAFETY: as in `carrier_of`.
-    unsafe { frame.carrier.get().cast::<Carrier>().as_ref() }.map(|carrier| carrier.token.load(Ordering::Relaxed))
-}
-
-/// The scope of `frame` ends: it gives its carrier back (the pool takes it once no clone is left).
+/// The scope of `frame` ends: it takes in the statements run for it under its carrier (recorded as if run in
+/// it), then gives the carrier back (the pool takes it once no clone is left).
 pub(crate) fn end_loan(frame: &Frame) {
     let held = frame.carrier.replace(std::ptr::null()).cast::<Carrier>();
-    // SAFETY: as in `carrier_of`.
-    if let Some(carrier) = unsafe { held.as_ref() } {
-        release(carrier);
+    // SAFETY: a frame's carrier pointer is null or a leaked carrier.
+    let Some(carrier) = (unsafe { held.as_ref() }) else {
+        return;
+    };
+    let mut arrived = pending(carrier);
+    let last = carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1;
+    if last {
+        // No clone left: nothing more can arrive, and what came in meanwhile is this scope's too.
+        arrived.extend(pending(carrier));
     }
+    if !arrived.is_empty() {
+        crate::scope::run_in_frame(frame, || {
+            for (statement, elapsed) in &arrived {
+                crate::query::record(statement, *elapsed);
+            }
+        });
+    }
+    if last {
+        free_list().push(carrier);
+    }
+}
+
+/// Hands a statement that sqlx ran on this thread (its SQLite worker) to the scope whose carrier is entered
+/// here, or whose span is around the event being dispatched. False if there is none.
+pub(crate) fn hand_over(statement: &str, elapsed: Duration) -> bool {
+    let Some(carrier) = entered().or_else(|| EVENT_CARRIER.try_with(Cell::get).ok().flatten()) else {
+        return false;
+    };
+    carrier
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((statement.to_owned(), elapsed));
+    true
 }
 
 fn entered() -> Option<&'static Carrier> {
@@ -241,14 +277,6 @@ fn entered() -> Option<&'static Carrier> {
         .try_with(|entered| entered.try_borrow().ok().and_then(|e| e.last().copied()))
         .ok()
         .flatten()
-}
-
-/// The loan token of the carrier entered on this thread (sqlx's worker, running a statement for a scope), or
-/// of the span around the event being dispatched.
-pub(crate) fn entered_token() -> Option<u64> {
-    entered()
-        .map(|carrier| carrier.token.load(Ordering::Relaxed))
-        .or_else(|| EVENT_TOKEN.try_with(Cell::get).ok().flatten())
 }
 
 /// The trace ID of the scope whose carrier is entered on this thread.
@@ -281,9 +309,9 @@ impl<S> CarryScopes<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    /// The loan token of the innermost span around `event` created inside a scope (looked up in the registry
+    /// The carrier held by the innermost span around `event` created inside a scope (looked up in the registry
     /// itself: the sqlx layer's own view is limited to what its filter enables).
-    fn token_around(&self, event: &Event<'_>) -> Option<u64> {
+    fn carrier_around(&self, event: &Event<'_>) -> Option<&'static Carrier> {
         let id = if event.is_contextual() {
             self.inner.current_span().id().cloned()
         } else {
@@ -292,7 +320,7 @@ where
         let mut span = self.inner.span(&id);
         while let Some(current) = span {
             if let Some(tag) = current.extensions().get::<InScope>() {
-                return Some(tag.0.token.load(Ordering::Relaxed));
+                return Some(tag.0);
             }
             span = current.parent();
         }
@@ -374,10 +402,10 @@ where
         {
             // A statement sent inside a span created in a scope, and run on a worker thread that entered that
             // span: tell the sqlx layer the scope's loan.
-            if let Some(token) = self.token_around(event) {
-                let _ = EVENT_TOKEN.try_with(|slot| slot.set(Some(token)));
+            if let Some(carrier) = self.carrier_around(event) {
+                let _ = EVENT_CARRIER.try_with(|slot| slot.set(Some(carrier)));
                 self.inner.event(event);
-                let _ = EVENT_TOKEN.try_with(|slot| slot.set(None));
+                let _ = EVENT_CARRIER.try_with(|slot| slot.set(None));
                 return;
             }
         }
