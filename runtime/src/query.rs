@@ -229,6 +229,28 @@ pub fn record(statement: &str, elapsed: Duration) {
     }
 }
 
+/// Counts `count` queries that took `elapsed` in all, without their statements (no fingerprint): into the current
+/// scope(s), or as unscoped.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+pub(crate) fn record_without_statement(count: u32, elapsed: Duration, unscoped: bool) {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    let mut scoped = false;
+    if !unscoped {
+        for_each_frame(|frame: &Frame| {
+            frame.queries.count.set(frame.queries.count.get().saturating_add(count));
+            frame.queries.nanos.set(frame.queries.nanos.get().saturating_add(nanos));
+            scoped |= frame.site.is_some();
+        });
+    }
+    if !scoped {
+        // The histogram is of single queries: each counts at the average time.
+        let each = nanos / u64::from(count.max(1));
+        for _ in 0..count {
+            record_unscoped(each);
+        }
+    }
+}
+
 /// Counts a query in the unscoped metrics, whatever scope the calling thread is in (a query whose own scope had
 /// ended when it arrived).
 pub(crate) fn record_unscoped(nanos: u64) {

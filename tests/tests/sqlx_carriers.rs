@@ -32,6 +32,18 @@ async fn in_a_span(pool: &SqlitePool) -> usize {
     .await
 }
 
+/// More statements than a carrier keeps the text of (256): all are counted, the loop is still flagged.
+#[observe(task)]
+async fn many(pool: &SqlitePool) {
+    for n in 0..300i64 {
+        sqlx::query("SELECT n FROM numbers WHERE n = ?")
+            .bind(n % 3)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    }
+}
+
 #[observe(task)]
 async fn both(pool: &SqlitePool) -> i64 {
     let (_, a) = count_rows(pool).await;
@@ -112,6 +124,7 @@ fn worker_thread_statements_find_their_scope_through_carriers() {
         let (x, y) = tokio::join!(count_rows(&pool), count_rows(&pool));
         let total = both(&pool).await;
         assert_eq!(in_a_span(&pool).await, 3);
+        many(&pool).await;
         (sequential, [x, y], total)
     });
     let _ = std::fs::remove_file(&path);
@@ -155,6 +168,10 @@ fn worker_thread_statements_find_their_scope_through_carriers() {
         [(1.0, 1.0)],
         "sent inside the user's span"
     );
+    // 300 statements, 256 of them kept with their text: sent as 296, the midpoint of the bucket [288, 304).
+    assert_eq!(queries("sqlx_carriers.many"), [(296.0, 1.0)]);
+    let flagged = observe_tests::lines_for(&lines, "observe.scope.n_plus_one", "sqlx_carriers.many");
+    assert_eq!(flagged.len(), 1, "the loop is flagged");
     assert_eq!(
         queries("sqlx_carriers.lend"),
         [(0.0, 1.0), (1.0, 2.0)],

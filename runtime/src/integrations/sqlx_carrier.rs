@@ -102,7 +102,7 @@ struct Carrier {
     /// every span created inside the scope, see [`InScope`]).
     refs: AtomicUsize,
     /// Statements run under the carrier on another thread, waiting for the borrowing scope to end.
-    pending: Mutex<Vec<(String, Duration)>>,
+    pending: Mutex<Pending>,
     /// The borrowing scope's trace ID (high and low halves; 0 when unknown) and site, for log lines written on
     /// a thread that entered the carrier.
     trace_id: [AtomicU64; 2],
@@ -202,7 +202,7 @@ fn create<S: Subscriber>(inner: &S, _locked: &[&'static Carrier]) -> Option<&'st
     let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
         id,
         refs: AtomicUsize::new(0),
-        pending: Mutex::new(Vec::new()),
+        pending: Mutex::new(Pending::default()),
         trace_id: [AtomicU64::new(0), AtomicU64::new(0)],
         site: AtomicPtr::new(std::ptr::null_mut()),
     }));
@@ -217,17 +217,68 @@ fn create<S: Subscriber>(inner: &S, _locked: &[&'static Carrier]) -> Option<&'st
     Some(carrier)
 }
 
-fn pending(carrier: &Carrier) -> Vec<(String, Duration)> {
-    std::mem::take(&mut *carrier.pending.lock().unwrap_or_else(|p| p.into_inner()))
+/// At most this many statements wait in a carrier with their text; past it, a scope's further worker-thread
+/// statements are counted and timed but not fingerprinted (the memory a loan holds is bounded, whatever the
+/// number of statements its scope runs).
+const MAX_PENDING: usize = 256;
+
+/// Statements waiting for the borrowing scope. The text buffers are kept from loan to loan: no allocation per
+/// statement once warm.
+#[derive(Default)]
+struct Pending {
+    statements: Vec<(String, Duration)>,
+    used: usize,
+    /// Statements past `MAX_PENDING`: how many, and their time.
+    overflow: u32,
+    overflow_elapsed: Duration,
+}
+
+impl Pending {
+    fn push(&mut self, statement: &str, elapsed: Duration) {
+        if self.used == MAX_PENDING {
+            self.overflow = self.overflow.saturating_add(1);
+            self.overflow_elapsed = self.overflow_elapsed.saturating_add(elapsed);
+            return;
+        }
+        match self.statements.get_mut(self.used) {
+            Some((text, time)) => {
+                text.clear();
+                text.push_str(statement);
+                *time = elapsed;
+            }
+            None => self.statements.push((statement.to_owned(), elapsed)),
+        }
+        self.used += 1;
+    }
+
+    /// Records what waits into the current scope(s), or as unscoped, and empties the list (keeping its
+    /// buffers).
+    fn record(&mut self, unscoped: bool) {
+        for (statement, elapsed) in &self.statements[..self.used] {
+            if unscoped {
+                crate::query::record_unscoped(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+            } else {
+                crate::query::record(statement, *elapsed);
+            }
+        }
+        if self.overflow > 0 {
+            crate::query::record_without_statement(self.overflow, self.overflow_elapsed, unscoped);
+        }
+        self.used = 0;
+        self.overflow = 0;
+        self.overflow_elapsed = Duration::ZERO;
+    }
+}
+
+fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
+    carrier.pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Drops one reference from outside the borrowing scope; the last one ends the loan: statements still waiting
 /// arrived after the scope ended and count as unscoped, and the carrier goes back to the pool.
 fn release(carrier: &'static Carrier) {
     if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-        for (_, elapsed) in pending(carrier) {
-            crate::query::record_unscoped(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-        }
+        pending(carrier).record(true);
         free_list().push(carrier);
     }
 }
@@ -240,22 +291,14 @@ pub(crate) fn end_loan(frame: &Frame) {
     let Some(carrier) = (unsafe { held.as_ref() }) else {
         return;
     };
-    let mut arrived = pending(carrier);
-    let last = carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1;
-    if last {
-        // No clone left: nothing more can arrive, and what came in meanwhile is this scope's too.
-        arrived.extend(pending(carrier));
-    }
-    if !arrived.is_empty() {
-        crate::scope::run_in_frame(frame, || {
-            for (statement, elapsed) in &arrived {
-                crate::query::record(statement, *elapsed);
-            }
-        });
-    }
-    if last {
-        free_list().push(carrier);
-    }
+    crate::scope::run_in_frame(frame, || {
+        pending(carrier).record(false);
+        if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // No clone left: nothing more can arrive, and what came in meanwhile is this scope's too.
+            pending(carrier).record(false);
+            free_list().push(carrier);
+        }
+    });
 }
 
 /// Hands a statement that sqlx ran on this thread (its SQLite worker) to the scope whose carrier is entered
@@ -264,11 +307,7 @@ pub(crate) fn hand_over(statement: &str, elapsed: Duration) -> bool {
     let Some(carrier) = entered().or_else(|| EVENT_CARRIER.try_with(Cell::get).ok().flatten()) else {
         return false;
     };
-    carrier
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((statement.to_owned(), elapsed));
+    pending(carrier).push(statement, elapsed);
     true
 }
 
