@@ -119,6 +119,7 @@ const TABLE_SLOTS: usize = 2 * MAX_CARRIERS;
 /// return.
 static KEYS: [AtomicU64; TABLE_SLOTS] = [const { AtomicU64::new(0) }; TABLE_SLOTS];
 static TABLE: [AtomicPtr<Carrier>; TABLE_SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; TABLE_SLOTS];
+const RECENT_SLOTS: usize = 8;
 static CREATED: AtomicUsize = AtomicUsize::new(0);
 /// Carriers not lent to any scope (also the lock under which carriers are created and inserted).
 static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
@@ -126,6 +127,9 @@ static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
 thread_local! {
     /// Carriers entered on this thread, innermost last.
     static ENTERED: RefCell<Vec<&'static Carrier>> = const { RefCell::new(Vec::new()) };
+    /// Carriers this thread looked up lately, by span ID (0: empty).
+    static RECENT: [Cell<(u64, *const Carrier)>; RECENT_SLOTS] =
+        const { [const { Cell::new((0, std::ptr::null())) }; RECENT_SLOTS] };
     /// The carrier of the `sqlx::query` event being dispatched, when found from a span around it.
     static EVENT_CARRIER: Cell<Option<&'static Carrier>> = const { Cell::new(None) };
 }
@@ -134,13 +138,30 @@ fn slot_of(id: u64) -> usize {
     (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % TABLE_SLOTS
 }
 
-/// The carrier whose span ID is `id`, if it is one. For any other span: usually one load.
+/// The carrier whose span ID is `id`, if it is one. A carrier this thread met recently is found in a small
+/// per-thread cache (the shared table is large and mostly cold while a request runs); any other span costs
+/// usually one load of the table.
 #[inline]
 fn lookup(id: &Id) -> Option<&'static Carrier> {
     if CREATED.load(Ordering::Acquire) == 0 {
         return None;
     }
     let key = id.into_u64();
+    let recent = (key as usize ^ (key >> 9) as usize) % RECENT_SLOTS;
+    if let Ok(Some(carrier)) = RECENT.try_with(|cache| {
+        let (cached, carrier) = cache[recent].get();
+        // SAFETY: only leaked carriers are cached.
+        (cached == key).then(|| unsafe { &*carrier })
+    }) {
+        return Some(carrier);
+    }
+    let found = lookup_table(key)?;
+    // Only carriers are cached: their IDs are never closed, so never reused for another span.
+    let _ = RECENT.try_with(|cache| cache[recent].set((key, std::ptr::from_ref(found))));
+    Some(found)
+}
+
+fn lookup_table(key: u64) -> Option<&'static Carrier> {
     let mut slot = slot_of(key);
     loop {
         match KEYS[slot].load(Ordering::Acquire) {
