@@ -125,13 +125,12 @@ static CREATED: AtomicUsize = AtomicUsize::new(0);
 static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
 
 thread_local! {
-    /// Carriers entered on this thread, innermost last.
-    static ENTERED: RefCell<Vec<&'static Carrier>> = const { RefCell::new(Vec::new()) };
+    /// Carriers entered on this thread, innermost last, each with the span entered: the carrier's own, or a
+    /// span created inside a scope entered on a thread outside any scope (sqlx's worker).
+    static ENTERED: RefCell<Vec<(&'static Carrier, u64)>> = const { RefCell::new(Vec::new()) };
     /// Carriers this thread looked up lately, by span ID (0: empty).
     static RECENT: [Cell<(u64, *const Carrier)>; RECENT_SLOTS] =
         const { [const { Cell::new((0, std::ptr::null())) }; RECENT_SLOTS] };
-    /// The carrier of the `sqlx::query` event being dispatched, when found from a span around it.
-    static EVENT_CARRIER: Cell<Option<&'static Carrier>> = const { Cell::new(None) };
 }
 
 fn slot_of(id: u64) -> usize {
@@ -323,9 +322,9 @@ pub(crate) fn end_loan(frame: &Frame) {
 }
 
 /// Hands a statement that sqlx ran on this thread (its SQLite worker) to the scope whose carrier is entered
-/// here, or whose span is around the event being dispatched. False if there is none.
+/// here. False if there is none.
 pub(crate) fn hand_over(statement: &str, elapsed: Duration) -> bool {
-    let Some(carrier) = entered().or_else(|| EVENT_CARRIER.try_with(Cell::get).ok().flatten()) else {
+    let Some(carrier) = entered() else {
         return false;
     };
     pending(carrier).push(statement, elapsed);
@@ -334,9 +333,32 @@ pub(crate) fn hand_over(statement: &str, elapsed: Duration) -> bool {
 
 fn entered() -> Option<&'static Carrier> {
     ENTERED
-        .try_with(|entered| entered.try_borrow().ok().and_then(|e| e.last().copied()))
+        .try_with(|entered| {
+            entered
+                .try_borrow()
+                .ok()
+                .and_then(|e| e.last().map(|(carrier, _)| *carrier))
+        })
         .ok()
         .flatten()
+}
+
+fn push_entered(carrier: &'static Carrier, span: u64) {
+    let _ = ENTERED.try_with(|entered| {
+        if let Ok(mut entered) = entered.try_borrow_mut() {
+            entered.push((carrier, span));
+        }
+    });
+}
+
+fn pop_entered(span: u64) {
+    let _ = ENTERED.try_with(|entered| {
+        if let Ok(mut entered) = entered.try_borrow_mut() {
+            if let Some(at) = entered.iter().rposition(|(_, id)| *id == span) {
+                entered.remove(at);
+            }
+        }
+    });
 }
 
 /// The trace ID of the scope whose carrier is entered on this thread.
@@ -369,22 +391,11 @@ impl<S> CarryScopes<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    /// The carrier held by the innermost span around `event` created inside a scope (looked up in the registry
-    /// itself: the sqlx layer's own view is limited to what its filter enables).
-    fn carrier_around(&self, event: &Event<'_>) -> Option<&'static Carrier> {
-        let id = if event.is_contextual() {
-            self.inner.current_span().id().cloned()
-        } else {
-            event.parent().cloned()
-        }?;
-        let mut span = self.inner.span(&id);
-        while let Some(current) = span {
-            if let Some(tag) = current.extensions().get::<InScope>() {
-                return Some(tag.0);
-            }
-            span = current.parent();
-        }
-        None
+    /// The carrier held by span `id`, if it was created inside a scope.
+    fn carrier_held_by(&self, id: &Id) -> Option<&'static Carrier> {
+        let span = self.inner.span(id)?;
+        let extensions = span.extensions();
+        extensions.get::<InScope>().map(|tag| tag.0)
     }
 
     /// Whether span `id` was created inside the scope of `frame`.
@@ -456,47 +467,34 @@ where
     }
 
     fn event(&self, event: &Event<'_>) {
-        if CREATED.load(Ordering::Relaxed) > 0
-            && event.metadata().target() == crate::sqlx::TARGET
-            && entered().is_none()
-        {
-            // A statement sent inside a span created in a scope, and run on a worker thread that entered that
-            // span: tell the sqlx layer the scope's loan.
-            if let Some(carrier) = self.carrier_around(event) {
-                let _ = EVENT_CARRIER.try_with(|slot| slot.set(Some(carrier)));
-                self.inner.event(event);
-                let _ = EVENT_CARRIER.try_with(|slot| slot.set(None));
-                return;
-            }
-        }
         self.inner.event(event);
     }
 
     fn enter(&self, span: &Id) {
         match lookup(span) {
-            Some(carrier) => {
-                let _ = ENTERED.try_with(|entered| {
-                    if let Ok(mut entered) = entered.try_borrow_mut() {
-                        entered.push(carrier);
+            Some(carrier) => push_entered(carrier, span.into_u64()),
+            None => {
+                self.inner.enter(span);
+                // A span created inside a scope, entered where no scope is (sqlx's worker running a statement
+                // sent inside it): its scope's carrier counts as entered here too.
+                if CREATED.load(Ordering::Relaxed) > 0 && crate::scope::with_innermost_scope(|_| ()).is_none() {
+                    if let Some(carrier) = self.carrier_held_by(span) {
+                        push_entered(carrier, span.into_u64());
                     }
-                });
+                }
             }
-            None => self.inner.enter(span),
         }
     }
 
     fn exit(&self, span: &Id) {
         match lookup(span) {
-            Some(carrier) => {
-                let _ = ENTERED.try_with(|entered| {
-                    if let Ok(mut entered) = entered.try_borrow_mut() {
-                        if let Some(at) = entered.iter().rposition(|c| std::ptr::eq(*c, carrier)) {
-                            entered.remove(at);
-                        }
-                    }
-                });
+            Some(_) => pop_entered(span.into_u64()),
+            None => {
+                self.inner.exit(span);
+                if entered().is_some() {
+                    pop_entered(span.into_u64());
+                }
             }
-            None => self.inner.exit(span),
         }
     }
 
