@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use observe::{observe, Carrier};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::ConnectOptions;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, Notify};
 
@@ -190,10 +191,18 @@ async fn daily_report(db: &SqlitePool) -> Result<(), sqlx::Error> {
 
 async fn database(path: &std::path::Path) -> anyhow::Result<SqlitePool> {
     let _ = std::fs::remove_file(path);
+    // observe counts each statement with SQLite's own trace hook, on sqlx's worker thread, in the scope that
+    // sent it; sqlx's per-statement log events are not needed for that, so they are off (cheaper).
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(4)
-        .connect_with(SqliteConnectOptions::new().filename(path).create_if_missing(true))
+        .after_connect(|conn, _| Box::pin(observe::sqlx::trace_sqlite(conn)))
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .log_statements(log::LevelFilter::Off),
+        )
         .await
         .context("opening the demo database")?;
     for statement in [

@@ -64,6 +64,9 @@ pub mod reqwest;
 #[cfg(feature = "rusqlite")]
 #[path = "integrations/rusqlite.rs"]
 pub mod rusqlite;
+#[cfg(any(feature = "rusqlite", feature = "sqlx-sqlite"))]
+#[path = "integrations/sqlite_trace.rs"]
+mod sqlite_trace;
 #[cfg(feature = "sqlx")]
 #[path = "integrations/sqlx.rs"]
 pub mod sqlx;

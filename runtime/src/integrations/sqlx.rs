@@ -84,6 +84,41 @@ pub fn carry_scopes<S: Subscriber>(subscriber: S) -> CarryScopes<S> {
     CarryScopes::new(subscriber)
 }
 
+/// Counts the statements of a sqlx SQLite connection with SQLite's own trace hook, timed on the worker thread
+/// and attributed to the scope that sent them (through its carrier: install observe with `observe::init()` or
+/// [`carry_scopes`]). Call it from the pool's `after_connect`. sqlx's per-statement log events are then not
+/// needed for counting: switch them off with `log_statements(LevelFilter::Off)` on the connect options and
+/// sqlx no longer builds them (their summary and text, on every statement); if you keep them for your logs,
+/// they are not counted twice. Statements that ran before the hook (the connection's set-up `PRAGMA`s) are not
+/// counted when sqlx's events are off.
+///
+/// ```no_run
+/// use sqlx::ConnectOptions;
+/// use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+/// # async fn open() -> Result<sqlx::SqlitePool, sqlx::Error> {
+/// let pool = SqlitePoolOptions::new()
+///     .after_connect(|conn, _| Box::pin(observe::sqlx::trace_sqlite(conn)))
+///     .connect_with(
+///         SqliteConnectOptions::new()
+///             .filename("shop.db")
+///             .log_statements(log::LevelFilter::Off),
+///     )
+///     .await?;
+/// # Ok(pool)
+/// # }
+/// ```
+#[cfg(feature = "sqlx-sqlite")]
+pub async fn trace_sqlite(conn: &mut sqlx_sqlite::SqliteConnection) -> Result<(), sqlx_core::Error> {
+    // Statements are found through carriers, which are handed out once worker threads are followed.
+    follow_worker_threads();
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the locked handle is the open connection, and the lock keeps sqlx's worker off it meanwhile.
+    unsafe {
+        crate::sqlite_trace::register(handle.as_raw_handle().as_ptr(), crate::sqlite_trace::Owner::Sqlx);
+    }
+    Ok(())
+}
+
 /// How many scope carriers exist: at most the number of scopes that were inside sqlx at the same time (they are
 /// reused, and bounded at 4096; past that, worker-thread statements count as unscoped).
 ///
@@ -217,6 +252,11 @@ where
             let statement = fields.statement();
             if crate::scope::in_scope() {
                 crate::query::record(statement, elapsed);
+                return;
+            }
+            #[cfg(feature = "sqlx-sqlite")]
+            if crate::sqlite_trace::sqlx_thread_traced() {
+                // SQLite's trace hook counted it already (see `trace_sqlite`).
                 return;
             }
             if !following_worker_threads() && tokio::runtime::Handle::try_current().is_err() {
