@@ -316,7 +316,8 @@ impl Config {
             // ask for whatever RUST_LOG says.
             let subscriber =
                 tracing_subscriber::registry().with(layer_with(log_format, writer, ansi).with_filter(filter));
-            #[cfg(feature = "sqlx")]
+            // Compiled out, nothing counts queries: the A/B baseline pays for none of it.
+            #[cfg(all(feature = "sqlx", not(feature = "disabled")))]
             let subscriber = crate::sqlx::carry_scopes(subscriber.with(crate::sqlx::layer()));
             tracing::subscriber::set_global_default(subscriber).map_err(|_| InitError::subscriber_already_set())?;
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.

@@ -109,6 +109,10 @@ pub fn carry_scopes<S: Subscriber>(subscriber: S) -> CarryScopes<S> {
 /// ```
 #[cfg(feature = "sqlx-sqlite")]
 pub async fn trace_sqlite(conn: &mut sqlx_sqlite::SqliteConnection) -> Result<(), sqlx_core::Error> {
+    if cfg!(feature = "disabled") {
+        // Observability compiled out: no hook (the A/B baseline).
+        return Ok(());
+    }
     // Statements are found through carriers, which are handed out once worker threads are followed.
     follow_worker_threads();
     let mut handle = conn.lock_handle().await?;
