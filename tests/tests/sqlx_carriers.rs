@@ -2,6 +2,8 @@
 //! scope that sent them (sequential and concurrent scopes, nested ones, a carrier reused by later scopes), and
 //! the lines sqlx writes on its worker thread carry the trace ID of that scope.
 
+mod numbers;
+
 use observe::observe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
@@ -98,21 +100,14 @@ fn worker_thread_statements_find_their_scope_through_carriers() {
         .expect("observe starts");
     let runtime = observe_tests::runtime(2);
     let unscoped_before = observe::query::unscoped();
-    let path = std::env::temp_dir().join(format!("observe-sqlx-carriers-{}.db", std::process::id()));
+    let path = numbers::path("sqlx-carriers");
     let (sequential, concurrent, total) = runtime.block_on(async {
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true))
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE numbers (n INTEGER NOT NULL)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO numbers (n) VALUES (1), (2), (3)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        numbers::fill(&pool, &[1, 2, 3]).await;
         let (a, b) = tokio::join!(pool.acquire(), pool.acquire());
         drop((a.unwrap(), b.unwrap()));
         assert!(observe::sqlx::following_worker_threads());

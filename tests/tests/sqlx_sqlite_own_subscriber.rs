@@ -1,6 +1,8 @@
 //! sqlx against SQLite under a subscriber the user builds (no scope carriers): scopes then open a span each
 //! once the layer has met sqlx's worker thread, and statements are found through it.
 
+mod numbers;
+
 use observe::observe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
@@ -27,21 +29,14 @@ fn statements_are_found_through_scope_spans_without_carriers() {
         .with(observe::layer().with_filter(tracing_subscriber::EnvFilter::new("warn")))
         .with(observe::sqlx::layer())
         .init();
-    let path = std::env::temp_dir().join(format!("observe-sqlx-own-{}.db", std::process::id()));
+    let path = numbers::path("sqlx-own-subscriber");
     let counts = observe_tests::runtime(2).block_on(async {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true))
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE numbers (n INTEGER NOT NULL)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO numbers (n) VALUES (1), (2)")
-            .execute(&pool)
-            .await
-            .unwrap();
+        numbers::fill(&pool, &[1, 2]).await;
         assert!(observe::sqlx::following_worker_threads());
         let (a, b) = tokio::join!(count_rows(&pool), count_rows(&pool));
         [a, b, count_rows(&pool).await]

@@ -1,6 +1,8 @@
 //! sqlx's SQLite connections timed by SQLite's own trace hook (`observe::sqlx::trace_sqlite`): statements count
 //! in the scope that sent them with sqlx's statement events off, and are not counted twice with them on.
 
+mod numbers;
+
 use observe::observe;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Row, SqlitePool};
@@ -61,19 +63,11 @@ fn sqlite_trace_hook_counts_each_statement_once_in_its_scope() {
         .log_filter("warn")
         .init()
         .expect("observe starts");
-    let quiet = std::env::temp_dir().join(format!("observe-trace-quiet-{}.db", std::process::id()));
-    let chatty = std::env::temp_dir().join(format!("observe-trace-chatty-{}.db", std::process::id()));
+    let (quiet, chatty) = (numbers::path("trace-quiet"), numbers::path("trace-chatty"));
     let results = observe_tests::runtime(2).block_on(async {
         let (quiet, chatty) = (pool(&quiet, false).await, pool(&chatty, true).await);
         for pool in [&quiet, &chatty] {
-            sqlx::query("CREATE TABLE numbers (n INTEGER NOT NULL)")
-                .execute(pool)
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO numbers (n) VALUES (1), (2), (3)")
-                .execute(pool)
-                .await
-                .unwrap();
+            numbers::fill(pool, &[1, 2, 3]).await;
         }
         let (a, b) = tokio::join!(count_rows(&quiet), count_rows(&quiet));
         let c = count_rows(&chatty).await;
