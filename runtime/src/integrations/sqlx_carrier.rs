@@ -49,15 +49,34 @@ use crate::trace_id::TraceId;
 /// );
 /// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
 /// ```
+///
+/// Carriers are process-wide: the first wrapper made lends them, and any later one passes everything through to
+/// its subscriber (its scopes' worker-thread statements then count as unscoped). Install one.
 pub struct CarryScopes<S> {
     inner: S,
+    /// Whether this wrapper lends the carriers (the first one made in the process).
+    lends: bool,
 }
+
+/// Set once a wrapper lends carriers: their span IDs are its subscriber's, meaningless to any other.
+static LENDER: AtomicBool = AtomicBool::new(false);
 
 impl<S> CarryScopes<S> {
     pub(crate) fn new(inner: S) -> CarryScopes<S> {
         CARRYING.store(true, Ordering::Release);
         tracing_core::callsite::register(&CARRIER_CALLSITE);
-        CarryScopes { inner }
+        let lends = !LENDER.swap(true, Ordering::AcqRel);
+        CarryScopes { inner, lends }
+    }
+
+    /// The carrier whose span ID is `id`, if this wrapper lends carriers and `id` is one.
+    #[inline]
+    fn lookup(&self, id: &Id) -> Option<&'static Carrier> {
+        if self.lends {
+            lookup(id)
+        } else {
+            None
+        }
     }
 }
 
@@ -431,7 +450,11 @@ where
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         let id = self.inner.new_span(span);
         let meta = span.metadata();
-        if crate::sqlx::following_worker_threads() && !is_carrier(meta) && !crate::sqlx::is_scope_span(meta) {
+        if self.lends
+            && crate::sqlx::following_worker_threads()
+            && !is_carrier(meta)
+            && !crate::sqlx::is_scope_span(meta)
+        {
             // Created inside a scope: tag it, so that `Span::current()` may go on returning it there (a user
             // recording a field on their span) while statements sent inside it still find the scope.
             crate::scope::with_innermost_scope(|frame| {
@@ -451,13 +474,13 @@ where
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
-        if lookup(span).is_none() {
+        if self.lookup(span).is_none() {
             self.inner.record(span, values);
         }
     }
 
     fn record_follows_from(&self, span: &Id, follows: &Id) {
-        if lookup(span).is_none() && lookup(follows).is_none() {
+        if self.lookup(span).is_none() && self.lookup(follows).is_none() {
             self.inner.record_follows_from(span, follows);
         }
     }
@@ -471,13 +494,16 @@ where
     }
 
     fn enter(&self, span: &Id) {
-        match lookup(span) {
+        match self.lookup(span) {
             Some(carrier) => push_entered(carrier, span.into_u64()),
             None => {
                 self.inner.enter(span);
                 // A span created inside a scope, entered where no scope is (sqlx's worker running a statement
                 // sent inside it): its scope's carrier counts as entered here too.
-                if CREATED.load(Ordering::Relaxed) > 0 && crate::scope::with_innermost_scope(|_| ()).is_none() {
+                if self.lends
+                    && CREATED.load(Ordering::Relaxed) > 0
+                    && crate::scope::with_innermost_scope(|_| ()).is_none()
+                {
                     if let Some(carrier) = self.carrier_held_by(span) {
                         push_entered(carrier, span.into_u64());
                     }
@@ -487,7 +513,7 @@ where
     }
 
     fn exit(&self, span: &Id) {
-        match lookup(span) {
+        match self.lookup(span) {
             Some(_) => pop_entered(span.into_u64()),
             None => {
                 self.inner.exit(span);
@@ -499,7 +525,7 @@ where
     }
 
     fn clone_span(&self, span: &Id) -> Id {
-        match lookup(span) {
+        match self.lookup(span) {
             Some(carrier) => {
                 carrier.refs.fetch_add(1, Ordering::Relaxed);
                 span.clone()
@@ -509,7 +535,7 @@ where
     }
 
     fn try_close(&self, span: Id) -> bool {
-        match lookup(&span) {
+        match self.lookup(&span) {
             Some(carrier) => {
                 release(carrier);
                 false
@@ -520,13 +546,13 @@ where
 
     #[allow(deprecated)]
     fn drop_span(&self, span: Id) {
-        if lookup(&span).is_none() {
+        if self.lookup(&span).is_none() {
             self.inner.drop_span(span);
         }
     }
 
     fn current_span(&self) -> Current {
-        if crate::sqlx::following_worker_threads() {
+        if self.lends && crate::sqlx::following_worker_threads() {
             // Inside a scope: the span entered there if there is one (it carries the scope's carrier, see
             // `new_span`), else the scope's carrier itself, whatever spans are entered around the scope.
             let found = crate::scope::with_innermost_scope(|frame| {
