@@ -15,6 +15,15 @@ use crate::scope::{current_trace_id, run_in_frame, Frame};
 use crate::trace_id::TraceId;
 use crate::w3c::{SpanId, TraceParent};
 
+/// The current span, for carrying elsewhere: with sqlx scope carriers, the span entered around the scope, not
+/// the carrier that stands for it there (a carrier entered on another thread would make no parent).
+fn current_span() -> Span {
+    #[cfg(feature = "sqlx")]
+    return crate::sqlx_carrier::current_span_bypassing();
+    #[cfg(not(feature = "sqlx"))]
+    Span::current()
+}
+
 /// A trace to carry elsewhere: the trace ID, W3C flags, and the current `tracing` span (so that spans keep
 /// their parent too). Capture it with [`TraceContext::current`], re-enter it with [`TraceContext::in_scope`] or
 /// [`TraceContext::wrap`].
@@ -48,7 +57,7 @@ impl TraceContext {
         TraceContext {
             trace_id: current_trace_id(),
             flags: 1,
-            span: Span::current(),
+            span: current_span(),
         }
     }
 

@@ -30,8 +30,9 @@ pub(crate) struct Frame {
     pub(crate) queries: QueryState,
     /// For a test capture frame: where to log scopes and queries. Null otherwise.
     pub(crate) capture: *const CaptureLog,
-    /// The sqlx scope carrier lent to this execution, if sqlx asked for one (see `sqlx_carrier`). Null
-    /// otherwise; opaque here so that the field exists whatever the features.
+    /// The sqlx scope carrier lent to this execution, if sqlx asked for one (see `sqlx_carrier`); null if
+    /// none, `sqlx_carrier::ENDED` once the scope has ended. Opaque here so that the field exists whatever the
+    /// features.
     pub(crate) carrier: Cell<*const ()>,
 }
 
@@ -218,8 +219,12 @@ impl Scope {
             return;
         };
         #[cfg(feature = "sqlx")]
-        if !self.frame.carrier.get().is_null() {
-            crate::sqlx_carrier::end_loan(&self.frame);
+        {
+            // From now on no carrier is lent to this frame (the query report below runs in it).
+            let carrier = self.frame.carrier.replace(crate::sqlx_carrier::ENDED);
+            if !carrier.is_null() {
+                crate::sqlx_carrier::end_loan(&self.frame, carrier);
+            }
         }
         if crate::query::handed_over() {
             self.take_handed_over();

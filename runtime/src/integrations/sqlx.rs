@@ -24,10 +24,13 @@
 //!
 //! Cost: nothing per scope until the layer has seen sqlx run a statement outside the async runtime, on a
 //! worker thread (the SQLite driver does so when it connects: its `PRAGMA`s); with PostgreSQL or MySQL, whose
-//! statements run on the caller's task inside the scope, never. From then on, with carriers, a scope that runs
-//! a statement borrows a carrier once (a lock on a small pool), and sqlx's steps of a statement (sending it,
-//! entering it on the worker, polling its rows) cost a table lookup and a thread-local push each instead of a
-//! trip through the registry and its filters. Without carriers every scope opens a span (about 100 ns per
+//! statements run on the caller's task inside the scope, never. From then on, with carriers, a scope borrows a
+//! carrier the first time anything asks for the current span in it or creates a span in it (sqlx does so for
+//! every statement; so does `.in_current_span()`, `#[instrument]` or a layer asking for `Span::current()`):
+//! a lock on a small pool, once per scope. sqlx's steps of a statement (sending it, entering it on the worker,
+//! polling its rows) then cost a table lookup and a thread-local push each instead of a trip through the
+//! registry and its filters. Spans that are not carriers pay one lookup more (usually one load) when entered,
+//! left, cloned or closed. Without carriers every scope opens a span (about 100 ns per
 //! call, and more in sqlx, which enters it around every step: `BENCHMARKS.md` measures both). Without the
 //! `sqlx` feature nothing changes.
 //!
@@ -123,11 +126,12 @@ pub async fn trace_sqlite(conn: &mut sqlx_sqlite::SqliteConnection) -> Result<()
     Ok(())
 }
 
-/// How many scope carriers exist: at most the number of scopes that were inside sqlx at the same time (they are
-/// reused, and bounded at 4096; past that, worker-thread statements count as unscoped).
+/// How many scope carriers exist: at most the number of scopes that asked for the current span (or created a
+/// span) at the same time, sqlx's statements among them (they are reused, and bounded at 4096; past that,
+/// worker-thread statements count as unscoped).
 ///
 /// ```
-/// // 0 until sqlx has asked for the current span inside a scope, with carriers installed.
+/// // 0 until something asked for the current span inside a scope, with carriers installed.
 /// let _ = observe::sqlx::carriers();
 /// ```
 pub fn carriers() -> usize {

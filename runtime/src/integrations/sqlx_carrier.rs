@@ -8,10 +8,11 @@
 //! observe keeps open and lends to one scope at a time. Entering, leaving, cloning and dropping a carrier never
 //! reach the registry or its layers: a thread-local stack and one atomic count.
 //!
-//! A carrier is lent to a scope the first time sqlx asks for the current span inside it, and goes back to the
-//! pool once the scope has ended and no clone of it is left (the worker may still hold one for a moment).
+//! A carrier is lent to a scope the first time anything asks for the current span inside it or creates a span
+//! in it (sqlx does, for every statement), and goes back to the pool once the scope has ended and no clone of
+//! it is left (the worker may still hold one for a moment, a span created in the scope may hold it longer).
 //! Statements the worker runs under a carrier wait in the carrier until the scope ends and takes them; those
-//! that arrive after it ended count as unscoped before the carrier is lent again, never to the next borrower.
+//! that arrive after it ended count as unscoped at once, never for the next borrower.
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
@@ -36,9 +37,21 @@ use crate::trace_id::TraceId;
 /// Everything but the carriers goes to the wrapped subscriber unchanged. Inside a scope, `Span::current()` is
 /// the innermost span created inside that scope if one is entered (so recording a field on "the current span"
 /// in a handler still reaches your span, and a statement sent there runs inside it, as without the wrapper);
-/// otherwise it is the scope's carrier. A statement sent under the carrier writes its `sqlx::query` line on the
-/// worker thread with the scope's `trace_id` (and `scope` in JSON), not nested in the spans entered around the
-/// scope.
+/// otherwise it is the scope's carrier, which stands for the span entered around the scope (a tower-http
+/// request span, or the scope's own span if your subscriber enables it):
+///
+/// - it has that span's metadata, and `Span::current().record(..)` there records on that span;
+/// - a span created with it as explicit parent (`info_span!(parent: &Span::current(), ..)`) gets that span as
+///   parent;
+/// - a [`TraceContext`](crate::TraceContext) captured in the scope carries that span, not the carrier;
+/// - a statement sent under the carrier writes its `sqlx::query` line on the worker thread with the scope's
+///   `trace_id` (and `scope` in JSON), not nested in the spans entered around the scope.
+///
+/// Limit: code that looks a span up by ID in the registry (`Span::current().id()`, the context that
+/// `tracing-opentelemetry` attaches to a span) sees the carrier there, a root span named `observe.carrier` at
+/// `TRACE` level. Take such a context from a span you create in the handler (`#[tracing::instrument]` or
+/// `info_span!`), which stays `Span::current()` while entered, or build your subscriber without this wrapper
+/// (scopes then open a span each, see [`sqlx`](crate::sqlx)).
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -140,8 +153,11 @@ static KEYS: [AtomicU64; TABLE_SLOTS] = [const { AtomicU64::new(0) }; TABLE_SLOT
 static TABLE: [AtomicPtr<Carrier>; TABLE_SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; TABLE_SLOTS];
 const RECENT_SLOTS: usize = 8;
 static CREATED: AtomicUsize = AtomicUsize::new(0);
-/// Carriers not lent to any scope (also the lock under which carriers are created and inserted).
+/// Carriers not lent to any scope.
 static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
+/// Held while a carrier is created and inserted into the table, so that creations never race. Never held
+/// together with `FREE`: creating calls into the subscriber, whose layers may ask for the current span.
+static CREATING: Mutex<()> = Mutex::new(());
 
 thread_local! {
     /// Carriers entered on this thread, innermost last, each with the span entered: the carrier's own, or a
@@ -150,6 +166,26 @@ thread_local! {
     /// Carriers this thread looked up lately, by span ID (0: empty).
     static RECENT: [Cell<(u64, *const Carrier)>; RECENT_SLOTS] =
         const { [const { Cell::new((0, std::ptr::null())) }; RECENT_SLOTS] };
+    /// Set while this thread creates a carrier or bypasses them (see [`current_span_bypassing`]): a layer
+    /// that asks for the current span or creates one meanwhile gets no carrier (no re-entry, no deadlock).
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets [`BUSY`] for the life of the guard; `None` if it was already set (a re-entered call).
+struct Busy;
+
+impl Busy {
+    fn enter() -> Option<Busy> {
+        BUSY.try_with(|busy| (!busy.replace(true)).then_some(Busy))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = BUSY.try_with(|busy| busy.set(false));
+    }
 }
 
 fn slot_of(id: u64) -> usize {
@@ -202,22 +238,38 @@ fn free_list() -> std::sync::MutexGuard<'static, Vec<&'static Carrier>> {
     FREE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The carrier lent to `frame`, lending one now if it has none.
+/// What a frame's carrier pointer holds once its scope has ended: no carrier is lent to it any more (code that
+/// runs in the frame after its end, such as the query report, would never give it back). Never a carrier's
+/// address (carriers live on the heap; this is the first aligned address).
+pub(crate) const ENDED: *const () = std::ptr::dangling::<u64>().cast();
+
+/// The carrier held by a frame's pointer: `None` for null and [`ENDED`].
+fn held(pointer: *const ()) -> Option<&'static Carrier> {
+    if pointer == ENDED {
+        return None;
+    }
+    // SAFETY: a frame's carrier pointer is null, `ENDED`, or a leaked carrier.
+    unsafe { pointer.cast::<Carrier>().as_ref() }
+}
+
+/// The carrier lent to `frame`, lending one now if it has none. `None` once its scope ended, past
+/// `MAX_CARRIERS`, or when called again while this thread creates a carrier.
 fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrier> {
-    let held = frame.carrier.get().cast::<Carrier>();
-    // SAFETY: a frame's carrier pointer is null or a leaked carrier.
-    if let Some(carrier) = unsafe { held.as_ref() } {
+    let pointer = frame.carrier.get();
+    if let Some(carrier) = held(pointer) {
         return Some(carrier);
     }
-    let carrier = {
-        let mut free = free_list();
-        match free.pop() {
-            Some(carrier) => carrier,
-            None => create(inner, &free)?,
-        }
+    if pointer == ENDED || BUSY.try_with(Cell::get).unwrap_or(true) {
+        return None;
+    }
+    let free = free_list().pop();
+    let carrier = match free {
+        Some(carrier) => carrier,
+        None => create(inner)?,
     };
     // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
     // orders these stores before anything that thread reads).
+    pending(carrier).ended = false;
     carrier.refs.store(1, Ordering::Relaxed);
     let trace_id = crate::scope::current_trace_id().map_or(0, TraceId::as_u128);
     carrier.trace_id[0].store((trace_id >> 64) as u64, Ordering::Relaxed);
@@ -230,9 +282,11 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     Some(carrier)
 }
 
-/// Creates a carrier (its registry span, kept open for good). Called with the free list locked, so that
-/// creations and table insertions never race.
-fn create<S: Subscriber>(inner: &S, _locked: &[&'static Carrier]) -> Option<&'static Carrier> {
+/// Creates a carrier (its registry span, kept open for good), under [`CREATING`] and with [`BUSY`] set: the
+/// subscriber's layers may ask for the current span or create spans while the carrier's span is created.
+fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
+    let _busy = Busy::enter()?;
+    let _creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
     if CREATED.load(Ordering::Relaxed) >= MAX_CARRIERS || !inner.enabled(&CARRIER_META) {
         return None;
     }
@@ -270,6 +324,9 @@ struct Pending {
     /// Statements past `MAX_PENDING`: how many, and their time.
     overflow: u32,
     overflow_elapsed: Duration,
+    /// The borrowing scope has ended: statements arriving now are not its (they count as unscoped at once,
+    /// even while a span created in the scope keeps the carrier from the pool).
+    ended: bool,
 }
 
 impl Pending {
@@ -313,8 +370,9 @@ fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
     carrier.pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Drops one reference from outside the borrowing scope; the last one ends the loan: statements still waiting
-/// arrived after the scope ended and count as unscoped, and the carrier goes back to the pool.
+/// Drops one reference from outside the borrowing scope; the last one ends the loan and the carrier goes back
+/// to the pool. (The scope holds a reference until it ends and takes its statements, so nothing should wait
+/// here then; if anything does, it counts as unscoped, never for the next borrower.)
 fn release(carrier: &'static Carrier) {
     if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
         pending(carrier).record(true);
@@ -322,34 +380,42 @@ fn release(carrier: &'static Carrier) {
     }
 }
 
-/// The scope of `frame` ends: it takes in the statements run for it under its carrier (recorded as if run in
-/// it), then gives the carrier back (the pool takes it once no clone is left).
-pub(crate) fn end_loan(frame: &Frame) {
-    let held = frame.carrier.replace(std::ptr::null()).cast::<Carrier>();
-    // SAFETY: a frame's carrier pointer is null or a leaked carrier.
-    let Some(carrier) = (unsafe { held.as_ref() }) else {
+/// The scope of `frame` ends: no carrier is lent to it from now on; it takes in the statements run for it under
+/// its carrier, if it had one (recorded as if run in it), then gives the carrier back (the pool takes it once no
+/// clone is left).
+/// `pointer` is what the frame held before its end set it to [`ENDED`].
+pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
+    let Some(carrier) = held(pointer) else {
         return;
     };
     crate::scope::run_in_frame(frame, || {
-        pending(carrier).record(false);
-        if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // No clone left: nothing more can arrive, and what came in meanwhile is this scope's too.
-            pending(carrier).record(false);
-            free_list().push(carrier);
-        }
+        let mut pending = pending(carrier);
+        pending.record(false);
+        pending.ended = true;
     });
+    if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+        free_list().push(carrier);
+    }
 }
 
 /// Hands a statement that sqlx ran on this thread (its SQLite worker) to the scope whose carrier is entered
-/// here. False if there is none.
+/// here (or counts it as unscoped if that scope has ended). False if no carrier is entered here.
 pub(crate) fn hand_over(statement: &str, elapsed: Duration) -> bool {
     let Some(carrier) = entered() else {
         return false;
     };
-    pending(carrier).push(statement, elapsed);
+    let mut pending = pending(carrier);
+    if pending.ended {
+        drop(pending);
+        crate::query::record_unscoped(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+    } else {
+        pending.push(statement, elapsed);
+    }
     true
 }
 
+/// The carrier entered innermost on this thread, if it is lent (an unpaired enter could leave a carrier here
+/// after it went back to the pool: it must not collect statements for its next borrower).
 fn entered() -> Option<&'static Carrier> {
     ENTERED
         .try_with(|entered| {
@@ -360,6 +426,7 @@ fn entered() -> Option<&'static Carrier> {
         })
         .ok()
         .flatten()
+        .filter(|carrier| carrier.refs.load(Ordering::Relaxed) > 0)
 }
 
 fn push_entered(carrier: &'static Carrier, span: u64) {
@@ -393,6 +460,29 @@ pub(crate) fn entered_site() -> Option<&'static Site> {
     let site = entered()?.site.load(Ordering::Relaxed);
     // SAFETY: sites are `'static`.
     unsafe { site.cast_const().as_ref() }
+}
+
+/// The callsite of the fields in `values` (`None` if empty).
+fn fields_of(values: &Record<'_>) -> Option<Identifier> {
+    struct First(Option<Identifier>);
+    impl tracing_core::field::Visit for First {
+        fn record_debug(&mut self, field: &tracing_core::Field, _: &dyn std::fmt::Debug) {
+            if self.0.is_none() {
+                self.0 = Some(field.callsite());
+            }
+        }
+    }
+    let mut first = First(None);
+    values.record(&mut first);
+    first.0
+}
+
+/// `Span::current()` as the wrapped subscriber sees it, carriers aside: for a [`TraceContext`]
+/// (crate::TraceContext) captured in a scope, which must keep the real span (entered on another thread, it is
+/// the parent of the spans created there).
+pub(crate) fn current_span_bypassing() -> tracing::Span {
+    let _busy = Busy::enter();
+    tracing::Span::current()
 }
 
 /// On a span created inside a scope (a user's `#[instrument]` span in a handler): the scope's carrier, held
@@ -448,7 +538,15 @@ where
     }
 
     fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let id = self.inner.new_span(span);
+        // A carrier as explicit parent (`info_span!(parent: &Span::current(), ..)` in a scope): the registry
+        // would keep it as the parent and close it through this wrapper, releasing a reference it never took.
+        // The carrier stands for the span current around the scope (see `current_span`): build the span as
+        // contextual, which makes that span its parent, and tie it to the carrier's scope.
+        let parent_carrier = span.parent().and_then(|parent| self.lookup(parent));
+        let id = match parent_carrier {
+            Some(_) => self.inner.new_span(&Attributes::new(span.metadata(), span.values())),
+            None => self.inner.new_span(span),
+        };
         let meta = span.metadata();
         if self.lends
             && crate::sqlx::following_worker_threads()
@@ -457,25 +555,35 @@ where
         {
             // Created inside a scope: tag it, so that `Span::current()` may go on returning it there (a user
             // recording a field on their span) while statements sent inside it still find the scope.
-            crate::scope::with_innermost_scope(|frame| {
-                let Some(carrier) = carrier_of(&self.inner, frame) else {
-                    return;
-                };
-                if let Some(created) = self.inner.span(&id) {
-                    let mut extensions = created.extensions_mut();
-                    if extensions.get_mut::<InScope>().is_none() {
-                        carrier.refs.fetch_add(1, Ordering::Relaxed);
-                        extensions.insert(InScope(carrier));
-                    }
+            let carrier = match parent_carrier {
+                Some(carrier) => Some(carrier),
+                None => crate::scope::with_innermost_scope(|frame| carrier_of(&self.inner, frame)).flatten(),
+            };
+            if let (Some(carrier), Some(created)) = (carrier, self.inner.span(&id)) {
+                let mut extensions = created.extensions_mut();
+                if extensions.get_mut::<InScope>().is_none() {
+                    carrier.refs.fetch_add(1, Ordering::Relaxed);
+                    extensions.insert(InScope(carrier));
                 }
-            });
+            }
         }
         id
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
-        if self.lookup(span).is_none() {
-            self.inner.record(span, values);
+        match self.lookup(span) {
+            None => self.inner.record(span, values),
+            // `Span::current().record(..)` in a scope, where the current span is the carrier standing for the
+            // span entered around the scope (a tower-http request span): the fields go to that span, as they
+            // would without carriers, if they are its fields.
+            Some(_) => {
+                let current = self.inner.current_span();
+                if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
+                    if fields_of(values) == Some(meta.callsite()) {
+                        self.inner.record(id, values);
+                    }
+                }
+            }
         }
     }
 
@@ -552,9 +660,11 @@ where
     }
 
     fn current_span(&self) -> Current {
-        if self.lends && crate::sqlx::following_worker_threads() {
+        if self.lends && crate::sqlx::following_worker_threads() && !BUSY.try_with(Cell::get).unwrap_or(true) {
             // Inside a scope: the span entered there if there is one (it carries the scope's carrier, see
-            // `new_span`), else the scope's carrier itself, whatever spans are entered around the scope.
+            // `new_span`), else the scope's carrier itself, whatever spans are entered around the scope. The
+            // carrier wears the metadata of the span it stands for (the one entered around the scope), so that
+            // `Span::current().record(..)` finds that span's fields, and `record` sends them there.
             let found = crate::scope::with_innermost_scope(|frame| {
                 let current = self.inner.current_span();
                 if let Some(id) = current.id() {
@@ -562,7 +672,8 @@ where
                         return Some(current);
                     }
                 }
-                carrier_of(&self.inner, frame).map(|carrier| Current::new(carrier.id.clone(), &CARRIER_META))
+                let meta = current.metadata().unwrap_or(&CARRIER_META);
+                carrier_of(&self.inner, frame).map(|carrier| Current::new(carrier.id.clone(), meta))
             });
             if let Some(Some(current)) = found {
                 return current;

@@ -1,0 +1,214 @@
+//! The edges of sqlx's scope carriers, with a subscriber of the user's own wrapped by `carry_scopes` and a layer
+//! that asks for the current span from inside the subscriber (as some layers do):
+//!
+//! - creating the first carrier calls that layer, which asks for the current span again: no deadlock;
+//! - a span created with the carrier as explicit parent takes no reference it does not give back (a carrier is
+//!   never lent to two live scopes), and its parent is the span entered around the scope;
+//! - `Span::current().record(..)` in a scope reaches the span entered around it (a tower-http request span),
+//!   and a `TraceContext` captured in the scope carries that span, not the carrier;
+//! - a span created in a scope and kept after it ended does not keep that scope's late statements waiting:
+//!   they count as unscoped at once;
+//! - code that runs in a scope's frame after its end (the query report's warning) borrows no carrier.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use observe::observe;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Span, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Pairs of names the layer noted, shared with the test.
+type Noted = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// Asks for the current span whenever a span is created or an event written, and notes what it sees.
+#[derive(Clone, Default)]
+struct Curious {
+    asked: Arc<AtomicUsize>,
+    /// (span, its parent) for spans named "child".
+    parents: Noted,
+    /// (span, field) for every field recorded after creation.
+    recorded: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Curious {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        drop(Span::current());
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        if attrs.metadata().name() == "child" {
+            let span = ctx.span(id).expect("just created");
+            let parent = span.parent().map(|p| p.name().to_owned());
+            self.parents.lock().unwrap().push((span.name().to_owned(), parent));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        struct Names(Vec<String>);
+        impl tracing::field::Visit for Names {
+            fn record_debug(&mut self, field: &tracing::field::Field, _: &dyn std::fmt::Debug) {
+                self.0.push(field.name().to_owned());
+            }
+        }
+        let mut names = Names(Vec::new());
+        values.record(&mut names);
+        let span = ctx.span(id).expect("a live span").name().to_owned();
+        let mut recorded = self.recorded.lock().unwrap();
+        recorded.extend(names.0.into_iter().map(|field| (span.clone(), field)));
+    }
+
+    fn on_event(&self, _: &Event<'_>, _: Context<'_, S>) {
+        drop(Span::current());
+        self.asked.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[observe(handler)]
+fn current_id() -> Option<Id> {
+    Span::current().id()
+}
+
+/// Borrows a carrier and creates a span with it as explicit parent, then asks a nested scope for its carrier.
+#[observe(handler)]
+fn explicit_parent() -> (Option<Id>, Option<Id>) {
+    let parent = Span::current();
+    {
+        let child = tracing::info_span!(parent: &parent, "child");
+        child.in_scope(|| tracing::info!("in the child"));
+    }
+    let mine = parent.id();
+    drop(parent);
+    (mine, current_id())
+}
+
+#[observe(handler)]
+fn nested_pair() -> (Option<Id>, Option<Id>) {
+    (Span::current().id(), current_id())
+}
+
+#[observe(handler)]
+fn record_on_current() -> (Option<Id>, observe::TraceContext) {
+    Span::current().record("user", 7);
+    let context = observe::TraceContext::current();
+    (Span::current().id(), context)
+}
+
+#[observe(handler)]
+fn keeps_a_span() -> Span {
+    tracing::info_span!("kept")
+}
+
+#[observe(handler, max_queries = 1)]
+fn over_budget() {
+    observe::query::record("SELECT 1", Duration::from_micros(10));
+    observe::query::record("SELECT 2", Duration::from_micros(10));
+}
+
+/// What sqlx's worker does with a statement: enter the span it was sent with, report the statement.
+fn run_like_the_worker(span: &Span) {
+    let _entered = span.enter();
+    let elapsed = Duration::from_micros(250);
+    tracing::debug!(
+        target: "sqlx::query",
+        summary = "SELECT late",
+        db.statement = "",
+        rows_affected = 0u64,
+        rows_returned = 1u64,
+        ?elapsed,
+        elapsed_secs = elapsed.as_secs_f64(),
+    );
+}
+
+#[test]
+fn carriers_hold_at_their_edges() {
+    let curious = Curious::default();
+    let subscriber = observe::sqlx::carry_scopes(
+        tracing_subscriber::registry()
+            .with(observe::sqlx::layer())
+            // Like a formatting layer whose filter leaves the scopes' own spans out: around a scope, the current
+            // span is then the span entered around it (here `request`).
+            .with(
+                curious
+                    .clone()
+                    .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                        meta.is_event() || ["request", "child", "kept", "observe.carrier"].contains(&meta.name())
+                    })),
+            ),
+    );
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    observe::sqlx::follow_worker_threads();
+
+    // The first carrier: its span is created with the layer asking for the current span meanwhile. Run it on a
+    // thread so that a deadlock fails the test instead of hanging it.
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(current_id()).unwrap());
+    let first = wait
+        .recv_timeout(Duration::from_secs(30))
+        .expect("creating a carrier deadlocked");
+    assert!(first.is_some(), "a scope's current span is its carrier");
+    assert!(curious.asked.load(Ordering::Relaxed) > 0);
+    assert_eq!(observe::sqlx::carriers(), 1);
+
+    // An explicit carrier parent: the carrier stays lent to its scope (a nested scope gets another), and once
+    // both scopes ended, two nested scopes still get two different carriers (none was pooled twice).
+    let request = tracing::info_span!("request", user = tracing::field::Empty);
+    let (mine, nested) = request.in_scope(explicit_parent);
+    assert!(mine.is_some() && nested.is_some());
+    assert_ne!(mine, nested, "a nested scope borrowed its parent's carrier");
+    for _ in 0..3 {
+        let (outer, inner) = nested_pair();
+        assert_ne!(outer, inner, "one carrier lent to two live scopes");
+    }
+    assert_eq!(
+        curious.parents.lock().unwrap().as_slice(),
+        [("child".to_owned(), Some("request".to_owned()))],
+        "the child's parent is the span entered around the scope"
+    );
+
+    // Recording on the current span in a scope reaches the request span; a context captured there carries it.
+    let (carrier, context) = request.in_scope(record_on_current);
+    assert_ne!(carrier, request.id(), "inside a scope the current span is a carrier");
+    assert!(
+        curious
+            .recorded
+            .lock()
+            .unwrap()
+            .contains(&("request".to_owned(), "user".to_owned())),
+        "the field reached the request span: {:?}",
+        curious.recorded.lock().unwrap()
+    );
+    let carried = std::thread::spawn(move || context.in_scope(|| Span::current().id()))
+        .join()
+        .unwrap();
+    assert_eq!(carried, request.id(), "the context carries the request span");
+
+    // A span kept after its scope ended: a statement run under it is unscoped at once.
+    let kept = keeps_a_span();
+    let before = observe::query::unscoped();
+    let worker_span = kept.clone();
+    std::thread::spawn(move || run_like_the_worker(&worker_span))
+        .join()
+        .unwrap();
+    assert_eq!(
+        observe::query::unscoped(),
+        before + 1,
+        "the late statement waited for the kept span"
+    );
+    drop(kept);
+    assert_eq!(observe::query::unscoped(), before + 1, "counted once");
+
+    // The budget report runs in the ended scope's frame and writes a warning, on which the layer asks for the
+    // current span: no carrier is lent then (it would never come back).
+    over_budget();
+    let carriers = observe::sqlx::carriers();
+    for _ in 0..5 {
+        over_budget();
+    }
+    assert_eq!(
+        observe::sqlx::carriers(),
+        carriers,
+        "carriers lent after their scope ended"
+    );
+}
