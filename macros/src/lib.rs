@@ -41,7 +41,22 @@ fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) 
     });
     let mut errors = args.errors.clone();
     if cfg!(feature = "disabled") {
-        // Observability compiled out: arguments are still checked, the item is left as it is.
+        // Observability compiled out: arguments are still checked, the item is left as it is, except that a
+        // `carrier = expr` is still read, never evaluated (a field only the attribute reads is not dead code).
+        let item = match (&args.carrier, syn::parse2::<syn::ItemFn>(item.clone())) {
+            (Some(carrier), Ok(mut function)) if errors.is_empty() => {
+                function.block.stmts.insert(
+                    0,
+                    syn::parse_quote! {
+                        if false {
+                            let _ = &#carrier;
+                        }
+                    },
+                );
+                quote::ToTokens::into_token_stream(function)
+            }
+            _ => item,
+        };
         return with_errors(item, errors);
     }
     // A module or an `impl` block: every function inside gets the attribute.
