@@ -91,13 +91,10 @@ impl TraceId {
     /// assert_eq!(&id.to_hex()[30..], b"ab");
     /// ```
     pub fn to_hex(self) -> [u8; 32] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 32];
         let value = self.as_u128();
-        for (i, slot) in out.iter_mut().enumerate() {
-            let shift = (31 - i) * 4;
-            *slot = DIGITS[((value >> shift) & 0xf) as usize];
-        }
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(&hex_digits((value >> 64) as u64));
+        out[16..].copy_from_slice(&hex_digits(value as u64));
         out
     }
 }
@@ -141,6 +138,29 @@ impl FromStr for TraceId {
     }
 }
 
+/// `value` as 16 lowercase hex digits, most significant first. Eight digits at a time in a word (no table, no
+/// loop over digits): every header and log line with a trace ID formats one.
+pub(crate) fn hex_digits(value: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hex_u32((value >> 32) as u32));
+    out[8..].copy_from_slice(&hex_u32(value as u32));
+    out
+}
+
+fn hex_u32(value: u32) -> [u8; 8] {
+    // Spread the 8 nibbles over 8 bytes, nibble k in byte k.
+    let mut x = u64::from(value);
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    // Bytes of 10 and more carry into their bit 4 when 6 is added: those get 'a' - '0' - 10 = 39 more. No byte
+    // exceeds 102, so no carry crosses bytes.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    let ascii = x + 0x3030_3030_3030_3030 + letters * 39;
+    // Nibble 7 (the most significant) is in the top byte: big-endian order writes it first.
+    ascii.to_be_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +173,22 @@ mod tests {
             assert_eq!(text.len(), 32);
             assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
             assert_eq!(text.parse::<TraceId>(), Ok(id));
+        }
+    }
+
+    #[test]
+    fn hex_digits_match_the_formatter() {
+        let mut value = 0x0123_4567_89ab_cdefu64;
+        for edge in [0, 1, 9, 10, 15, 16, u64::MAX, u64::MAX - 1, 0xa0a0_a0a0_9f9f_9f9f] {
+            assert_eq!(hex_digits(edge), *format!("{edge:016x}").as_bytes());
+        }
+        for _ in 0..10_000 {
+            value = value
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(0x632b_e59b_d9b4_e019);
+            assert_eq!(hex_digits(value), *format!("{value:016x}").as_bytes());
+            let id = TraceId::from_u128(u128::from(value) << 64 | u128::from(!value)).unwrap();
+            assert_eq!(id.to_hex(), *format!("{:032x}", id.as_u128()).as_bytes());
         }
     }
 

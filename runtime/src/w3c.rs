@@ -138,10 +138,7 @@ impl TraceParent {
         let mut out = [b'-'; 55];
         out[..2].copy_from_slice(b"00");
         out[3..35].copy_from_slice(&self.trace_id.to_hex());
-        let span = self.parent_id.0.get();
-        for (i, slot) in out[36..52].iter_mut().enumerate() {
-            *slot = DIGITS[((span >> ((15 - i) * 4)) & 0xf) as usize];
-        }
+        out[36..52].copy_from_slice(&crate::trace_id::hex_digits(self.parent_id.0.get()));
         out[53] = DIGITS[usize::from(self.flags >> 4)];
         out[54] = DIGITS[usize::from(self.flags & 0xf)];
         out

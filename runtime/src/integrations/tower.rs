@@ -391,12 +391,16 @@ where
             Err(_) => Outcome::Error,
         };
         scope.end(outcome);
+        // The values move into the response (the future is done with them): a clone would allocate to share
+        // their bytes.
+        let request_id = std::mem::replace(&mut this.request_id, HeaderValue::from_static(""));
+        let traceresponse = this.traceresponse.take();
         Poll::Ready(result.map(|mut response| {
             let headers = response.headers_mut();
-            headers.insert(X_REQUEST_ID, this.request_id.clone());
-            if let Some(value) = &this.traceresponse {
+            headers.insert(X_REQUEST_ID, request_id);
+            if let Some(value) = traceresponse {
                 headers.insert(TRACERESPONSE, value.clone());
-                headers.insert(TRACEPARENT, value.clone());
+                headers.insert(TRACEPARENT, value);
             }
             response
         }))
