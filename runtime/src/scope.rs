@@ -446,9 +446,7 @@ pub fn current_trace_id() -> Option<TraceId> {
 /// Whether code on this thread runs inside an observe scope.
 #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
 pub(crate) fn in_scope() -> bool {
-    let mut found = false;
-    for_each_frame(|frame| found |= frame.site.is_some());
-    found
+    with_innermost_scope(|_| ()).is_some()
 }
 
 /// Calls `f` on every frame entered on this thread, innermost first.

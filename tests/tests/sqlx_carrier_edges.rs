@@ -1,13 +1,17 @@
 //! The edges of sqlx's scope carriers, with a subscriber of the user's own wrapped by `carry_scopes` and a layer
 //! that asks for the current span from inside the subscriber (as some layers do):
 //!
+//! - a layer asking for the current span while an event is dispatched creates no carrier there (that would reset
+//!   the per-layer filter state of the dispatch in progress: a filtered layer would see an event it filters out);
 //! - creating the first carrier calls that layer, which asks for the current span again: no deadlock;
 //! - a span created with the carrier as explicit parent takes no reference it does not give back (a carrier is
-//!   never lent to two live scopes), and its parent is the span entered around the scope;
-//! - `Span::current().record(..)` in a scope reaches the span entered around it (a tower-http request span),
-//!   and a `TraceContext` captured in the scope carries that span, not the carrier;
-//! - a span created in a scope and kept after it ended does not keep that scope's late statements waiting:
-//!   they count as unscoped at once;
+//!   never lent to two live scopes), and its parent is the span entered around the scope; a raw carrier ID kept
+//!   past its scope and used as a parent does not put the carrier in the pool twice;
+//! - `Span::current().record(..)` in a scope reaches the span entered around it (a tower-http request span), even
+//!   while a span of the scope's own is entered, and a `TraceContext` captured in the scope carries that span,
+//!   not the carrier;
+//! - a statement run on another thread under a span created in a scope counts in the scope while it runs; one
+//!   run under the same span after the scope ended counts as unscoped at once (it does not wait for the span);
 //! - code that runs in a scope's frame after its end (the query report's warning) borrows no carrier.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +69,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Curious {
     }
 }
 
+/// Counts the debug events it is given; its filter (`INFO`) leaves them out.
+#[derive(Clone, Default)]
+struct InfoOnly(Arc<AtomicUsize>);
+
+impl<S: Subscriber> Layer<S> for InfoOnly {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::DEBUG {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 #[observe(handler)]
 fn current_id() -> Option<Id> {
     Span::current().id()
@@ -90,14 +106,35 @@ fn nested_pair() -> (Option<Id>, Option<Id>) {
 
 #[observe(handler)]
 fn record_on_current() -> (Option<Id>, observe::TraceContext) {
-    Span::current().record("user", 7);
+    let current = Span::current();
+    current.record("user", 7);
+    // Recorded while a span of the scope's own is entered: still the span the carrier stands for.
+    let child = tracing::info_span!("child");
+    child.in_scope(|| current.record("session", 8));
     let context = observe::TraceContext::current();
-    (Span::current().id(), context)
+    (current.id(), context)
+}
+
+/// A debug event in a scope whose carrier the layer's question would create.
+#[observe(handler)]
+fn debug_in_scope() {
+    tracing::debug!("filtered out of the counting layer");
+}
+
+/// Runs a statement under a span created here on another thread, and returns the span.
+#[observe(handler)]
+fn keeps_a_span() -> Span {
+    let span = tracing::info_span!("kept");
+    let worker_span = span.clone();
+    std::thread::spawn(move || run_like_the_worker(&worker_span))
+        .join()
+        .unwrap();
+    span
 }
 
 #[observe(handler)]
-fn keeps_a_span() -> Span {
-    tracing::info_span!("kept")
+fn raw_id() -> Option<Id> {
+    Span::current().id()
 }
 
 #[observe(handler, max_queries = 1)]
@@ -124,6 +161,7 @@ fn run_like_the_worker(span: &Span) {
 #[test]
 fn carriers_hold_at_their_edges() {
     let curious = Curious::default();
+    let info_only = InfoOnly::default();
     let subscriber = observe::sqlx::carry_scopes(
         tracing_subscriber::registry()
             .with(observe::sqlx::layer())
@@ -133,12 +171,25 @@ fn carriers_hold_at_their_edges() {
                 curious
                     .clone()
                     .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                        meta.is_event() || ["request", "child", "kept", "observe.carrier"].contains(&meta.name())
+                        meta.is_event()
+                            || ["request", "child", "kept", "late", "observe.carrier"].contains(&meta.name())
                     })),
-            ),
+            )
+            .with(info_only.clone().with_filter(tracing::level_filters::LevelFilter::INFO)),
     );
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     observe::sqlx::follow_worker_threads();
+
+    // The pool is empty: the layer asks for the current span while the debug event is dispatched, which lends
+    // nothing (none can be created there), and the filtered layer never sees the event.
+    debug_in_scope();
+    assert!(curious.asked.load(Ordering::Relaxed) > 0, "the layer saw the event");
+    assert_eq!(
+        info_only.0.load(Ordering::Relaxed),
+        0,
+        "a filtered-out event reached the layer"
+    );
+    assert_eq!(observe::sqlx::carriers(), 0);
 
     // The first carrier: its span is created with the layer asking for the current span meanwhile. Run it on a
     // thread so that a deadlock fails the test instead of hanging it.
@@ -148,12 +199,11 @@ fn carriers_hold_at_their_edges() {
         .recv_timeout(Duration::from_secs(30))
         .expect("creating a carrier deadlocked");
     assert!(first.is_some(), "a scope's current span is its carrier");
-    assert!(curious.asked.load(Ordering::Relaxed) > 0);
     assert_eq!(observe::sqlx::carriers(), 1);
 
     // An explicit carrier parent: the carrier stays lent to its scope (a nested scope gets another), and once
     // both scopes ended, two nested scopes still get two different carriers (none was pooled twice).
-    let request = tracing::info_span!("request", user = tracing::field::Empty);
+    let request = tracing::info_span!("request", user = tracing::field::Empty, session = tracing::field::Empty);
     let (mine, nested) = request.in_scope(explicit_parent);
     assert!(mine.is_some() && nested.is_some());
     assert_ne!(mine, nested, "a nested scope borrowed its parent's carrier");
@@ -167,26 +217,43 @@ fn carriers_hold_at_their_edges() {
         "the child's parent is the span entered around the scope"
     );
 
+    // A raw carrier ID kept past its scope (the carrier back in the pool), then used as a parent: the carrier is
+    // not pooled twice.
+    let raw = raw_id().expect("a carrier");
+    drop(tracing::info_span!(parent: raw, "late"));
+    for _ in 0..3 {
+        let (outer, inner) = nested_pair();
+        assert_ne!(
+            outer, inner,
+            "one carrier lent to two live scopes after a raw-ID parent"
+        );
+    }
+
     // Recording on the current span in a scope reaches the request span; a context captured there carries it.
     let (carrier, context) = request.in_scope(record_on_current);
     assert_ne!(carrier, request.id(), "inside a scope the current span is a carrier");
-    assert!(
-        curious
-            .recorded
-            .lock()
-            .unwrap()
-            .contains(&("request".to_owned(), "user".to_owned())),
-        "the field reached the request span: {:?}",
-        curious.recorded.lock().unwrap()
-    );
+    for field in ["user", "session"] {
+        assert!(
+            curious
+                .recorded
+                .lock()
+                .unwrap()
+                .contains(&("request".to_owned(), field.to_owned())),
+            "{field} did not reach the request span: {:?}",
+            curious.recorded.lock().unwrap()
+        );
+    }
     let carried = std::thread::spawn(move || context.in_scope(|| Span::current().id()))
         .join()
         .unwrap();
     assert_eq!(carried, request.id(), "the context carries the request span");
 
-    // A span kept after its scope ended: a statement run under it is unscoped at once.
-    let kept = keeps_a_span();
+    // A statement run under a span of the scope on another thread while the scope runs counts in the scope; one
+    // run under it after the scope ended is unscoped at once.
     let before = observe::query::unscoped();
+    let (kept, captured) = observe::testing::capture(keeps_a_span);
+    assert_eq!(captured.scope("keeps_a_span").map(|s| s.queries), Some(1));
+    assert_eq!(observe::query::unscoped(), before, "the statement in the scope");
     let worker_span = kept.clone();
     std::thread::spawn(move || run_like_the_worker(&worker_span))
         .join()

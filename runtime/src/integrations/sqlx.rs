@@ -126,9 +126,10 @@ pub async fn trace_sqlite(conn: &mut sqlx_sqlite::SqliteConnection) -> Result<()
     Ok(())
 }
 
-/// How many scope carriers exist: at most the number of scopes that asked for the current span (or created a
-/// span) at the same time, sqlx's statements among them (they are reused, and bounded at 4096; past that,
-/// worker-thread statements count as unscoped).
+/// How many scope carriers exist: at most the number of loans at the same time. A scope borrows one when
+/// something asks for the current span in it or creates a span in it (sqlx does, for every statement), and
+/// the loan lasts until the scope has ended and every clone of its `Span::current()`, and every span created in
+/// it, is gone. They are reused, and bounded at 4096; past that, worker-thread statements count as unscoped.
 ///
 /// ```
 /// // 0 until something asked for the current span inside a scope, with carriers installed.

@@ -37,21 +37,29 @@ use crate::trace_id::TraceId;
 /// Everything but the carriers goes to the wrapped subscriber unchanged. Inside a scope, `Span::current()` is
 /// the innermost span created inside that scope if one is entered (so recording a field on "the current span"
 /// in a handler still reaches your span, and a statement sent there runs inside it, as without the wrapper);
-/// otherwise it is the scope's carrier, which stands for the span entered around the scope (a tower-http
-/// request span, or the scope's own span if your subscriber enables it):
+/// otherwise it is the scope's carrier, which stands for the span that was current around the scope when the
+/// carrier was lent (a tower-http request span, or the scope's own span if your subscriber enables it; the
+/// carrier keeps it open until the scope ends):
 ///
-/// - it has that span's metadata, and `Span::current().record(..)` there records on that span;
+/// - it has that span's metadata, and `Span::current().record(..)` records on that span, until the scope ends
+///   (after, the fields are dropped);
 /// - a span created with it as explicit parent (`info_span!(parent: &Span::current(), ..)`) gets that span as
-///   parent;
-/// - a [`TraceContext`](crate::TraceContext) captured in the scope carries that span, not the carrier;
+///   parent (a root if there was none);
+/// - a [`TraceContext`](crate::TraceContext) captured in the scope carries the span current in the wrapped
+///   subscriber, not the carrier. Work run in that context elsewhere (`observe::spawn`, a blocking task) is no
+///   longer the scope's: its SQLite statements count as unscoped, as every database's statements do there;
 /// - a statement sent under the carrier writes its `sqlx::query` line on the worker thread with the scope's
 ///   `trace_id` (and `scope` in JSON), not nested in the spans entered around the scope.
 ///
-/// Limit: code that looks a span up by ID in the registry (`Span::current().id()`, the context that
+/// Limits: code that looks a span up by ID in the registry (`Span::current().id()`, the context that
 /// `tracing-opentelemetry` attaches to a span) sees the carrier there, a root span named `observe.carrier` at
 /// `TRACE` level. Take such a context from a span you create in the handler (`#[tracing::instrument]` or
 /// `info_span!`), which stays `Span::current()` while entered, or build your subscriber without this wrapper
-/// (scopes then open a span each, see [`sqlx`](crate::sqlx)).
+/// (scopes then open a span each, see [`sqlx`](crate::sqlx)). A carrier's raw ID kept past its scope names
+/// nothing stable (the carrier is lent again): a span created with it as parent is a root. A layer that asks for
+/// the current span from inside `on_event` or `on_new_span` is lent a pooled carrier, never a new one (creating
+/// one there would disturb the per-layer filters of the call in progress): with the pool empty, it gets the
+/// wrapped subscriber's current span.
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -73,6 +81,9 @@ pub struct CarryScopes<S> {
 
 /// Set once a wrapper lends carriers: their span IDs are its subscriber's, meaningless to any other.
 static LENDER: AtomicBool = AtomicBool::new(false);
+/// The dispatcher of the wrapper that lends carriers, to let go of the spans carriers stood for (a scope may
+/// end where another dispatcher is the default).
+static LENDER_DISPATCH: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch> = std::sync::OnceLock::new();
 
 impl<S> CarryScopes<S> {
     pub(crate) fn new(inner: S) -> CarryScopes<S> {
@@ -139,6 +150,12 @@ struct Carrier {
     /// a thread that entered the carrier.
     trace_id: [AtomicU64; 2],
     site: AtomicPtr<Site>,
+    /// The span the carrier stands for during its loan: the one current (in the wrapped subscriber) around the
+    /// scope when the carrier was lent, with a reference held until the scope ends. `Span::current().record(..)`
+    /// and spans with the carrier as explicit parent go to it.
+    stands_for: Mutex<Option<Id>>,
+    /// Its metadata (null: none), which the carrier wears in `Span::current()`.
+    stands_for_meta: AtomicPtr<Metadata<'static>>,
 }
 
 /// At most this many carriers exist (as many scopes at once inside sqlx); past it, scopes go without one and
@@ -155,9 +172,11 @@ const RECENT_SLOTS: usize = 8;
 static CREATED: AtomicUsize = AtomicUsize::new(0);
 /// Carriers not lent to any scope.
 static FREE: Mutex<Vec<&'static Carrier>> = Mutex::new(Vec::new());
-/// Held while a carrier is created and inserted into the table, so that creations never race. Never held
-/// together with `FREE`: creating calls into the subscriber, whose layers may ask for the current span.
-static CREATING: Mutex<()> = Mutex::new(());
+/// Carriers created or being created: creation reserves its place here first (the table never holds more than
+/// `MAX_CARRIERS`).
+static RESERVED: AtomicUsize = AtomicUsize::new(0);
+/// Held while a created carrier is inserted into the table (never while calling into the subscriber).
+static INSERTING: Mutex<()> = Mutex::new(());
 
 thread_local! {
     /// Carriers entered on this thread, innermost last, each with the span entered: the carrier's own, or a
@@ -169,6 +188,27 @@ thread_local! {
     /// Set while this thread creates a carrier or bypasses them (see [`current_span_bypassing`]): a layer
     /// that asks for the current span or creates one meanwhile gets no carrier (no re-entry, no deadlock).
     static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// How deep this thread is in a call from the wrapper into the wrapped subscriber that runs its layers
+    /// (`event`, `new_span`). A layer asking for the current span there may be lent a pooled carrier, but none
+    /// is created: creating one would run every layer's filters again in the middle of the outer call, and
+    /// reset the per-layer filter state that call is using.
+    static DISPATCHING: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts a call into the wrapped subscriber in [`DISPATCHING`] for the life of the guard.
+struct Dispatching;
+
+impl Dispatching {
+    fn enter() -> Dispatching {
+        let _ = DISPATCHING.try_with(|depth| depth.set(depth.get().saturating_add(1)));
+        Dispatching
+    }
+}
+
+impl Drop for Dispatching {
+    fn drop(&mut self) {
+        let _ = DISPATCHING.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
 }
 
 /// Sets [`BUSY`] for the life of the guard; `None` if it was already set (a re-entered call).
@@ -265,12 +305,21 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     let free = free_list().pop();
     let carrier = match free {
         Some(carrier) => carrier,
-        None => create(inner)?,
+        None if DISPATCHING.try_with(Cell::get).unwrap_or(1) == 0 => create(inner)?,
+        None => return None,
     };
     // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
     // orders these stores before anything that thread reads).
     pending(carrier).ended = false;
     carrier.refs.store(1, Ordering::Relaxed);
+    let current = inner.current_span();
+    if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
+        let held = inner.clone_span(id);
+        *stands_for(carrier) = Some(held);
+        carrier
+            .stands_for_meta
+            .store(std::ptr::from_ref(meta).cast_mut(), Ordering::Relaxed);
+    }
     let trace_id = crate::scope::current_trace_id().map_or(0, TraceId::as_u128);
     carrier.trace_id[0].store((trace_id >> 64) as u64, Ordering::Relaxed);
     carrier.trace_id[1].store(trace_id as u64, Ordering::Relaxed);
@@ -282,14 +331,18 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     Some(carrier)
 }
 
-/// Creates a carrier (its registry span, kept open for good), under [`CREATING`] and with [`BUSY`] set: the
-/// subscriber's layers may ask for the current span or create spans while the carrier's span is created.
+/// Creates a carrier (its registry span, kept open for good), with [`BUSY`] set: the subscriber's layers may
+/// ask for the current span or create spans while the carrier's span is created. No lock is held meanwhile.
 fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
     let _busy = Busy::enter()?;
-    let _creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
-    if CREATED.load(Ordering::Relaxed) >= MAX_CARRIERS || !inner.enabled(&CARRIER_META) {
+    if !inner.enabled(&CARRIER_META) {
         return None;
     }
+    RESERVED
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |reserved| {
+            (reserved < MAX_CARRIERS).then_some(reserved + 1)
+        })
+        .ok()?;
     let values = CARRIER_META.fields().value_set(&[]);
     let id = inner.new_span(&Attributes::new_root(&CARRIER_META, &values));
     let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
@@ -298,7 +351,10 @@ fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
         pending: Mutex::new(Pending::default()),
         trace_id: [AtomicU64::new(0), AtomicU64::new(0)],
         site: AtomicPtr::new(std::ptr::null_mut()),
+        stands_for: Mutex::new(None),
+        stands_for_meta: AtomicPtr::new(std::ptr::null_mut()),
     }));
+    let _inserting = INSERTING.lock().unwrap_or_else(|p| p.into_inner());
     let key = carrier.id.into_u64();
     let mut slot = slot_of(key);
     while KEYS[slot].load(Ordering::Relaxed) != 0 {
@@ -370,6 +426,17 @@ fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
     carrier.pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn stands_for(carrier: &Carrier) -> std::sync::MutexGuard<'_, Option<Id>> {
+    carrier.stands_for.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The metadata the carrier wears in `Span::current()`: that of the span it stands for, or its own.
+fn worn_metadata(carrier: &Carrier) -> &'static Metadata<'static> {
+    let meta = carrier.stands_for_meta.load(Ordering::Relaxed);
+    // SAFETY: null or the `'static` metadata of a span.
+    unsafe { meta.cast_const().as_ref() }.unwrap_or(&CARRIER_META)
+}
+
 /// Drops one reference from outside the borrowing scope; the last one ends the loan and the carrier goes back
 /// to the pool. (The scope holds a reference until it ends and takes its statements, so nothing should wait
 /// here then; if anything does, it counts as unscoped, never for the next borrower.)
@@ -393,6 +460,17 @@ pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
         pending.record(false);
         pending.ended = true;
     });
+    // The span it stood for is let go (under its lock: a `record` on the carrier elsewhere never meets a
+    // closed ID); the carrier wears its own metadata again.
+    carrier.stands_for_meta.store(std::ptr::null_mut(), Ordering::Relaxed);
+    {
+        let mut stood = stands_for(carrier);
+        if let Some(id) = stood.take() {
+            if let Some(dispatch) = LENDER_DISPATCH.get().and_then(|weak| weak.upgrade()) {
+                dispatch.try_close(id);
+            }
+        }
+    }
     if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
         free_list().push(carrier);
     }
@@ -429,6 +507,14 @@ fn entered() -> Option<&'static Carrier> {
         .filter(|carrier| carrier.refs.load(Ordering::Relaxed) > 0)
 }
 
+/// Whether anything is noted as entered on this thread (lent or not: a stale entry must not keep the ones below
+/// it from being left).
+fn any_entered() -> bool {
+    ENTERED
+        .try_with(|entered| entered.try_borrow().is_ok_and(|e| !e.is_empty()))
+        .unwrap_or(false)
+}
+
 fn push_entered(carrier: &'static Carrier, span: u64) {
     let _ = ENTERED.try_with(|entered| {
         if let Ok(mut entered) = entered.try_borrow_mut() {
@@ -440,8 +526,17 @@ fn push_entered(carrier: &'static Carrier, span: u64) {
 fn pop_entered(span: u64) {
     let _ = ENTERED.try_with(|entered| {
         if let Ok(mut entered) = entered.try_borrow_mut() {
-            if let Some(at) = entered.iter().rposition(|(_, id)| *id == span) {
-                entered.remove(at);
+            // Spans are left in the order they were entered, almost always: the last one.
+            match entered.last() {
+                None => {}
+                Some((_, id)) if *id == span => {
+                    entered.pop();
+                }
+                Some(_) => {
+                    if let Some(at) = entered.iter().rposition(|(_, id)| *id == span) {
+                        entered.remove(at);
+                    }
+                }
             }
         }
     });
@@ -522,6 +617,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
+        if self.lends {
+            let _ = LENDER_DISPATCH.set(subscriber.downgrade());
+        }
         self.inner.on_register_dispatch(subscriber);
     }
 
@@ -540,12 +638,21 @@ where
     fn new_span(&self, span: &Attributes<'_>) -> Id {
         // A carrier as explicit parent (`info_span!(parent: &Span::current(), ..)` in a scope): the registry
         // would keep it as the parent and close it through this wrapper, releasing a reference it never took.
-        // The carrier stands for the span current around the scope (see `current_span`): build the span as
-        // contextual, which makes that span its parent, and tie it to the carrier's scope.
+        // The carrier stands for a span (see `current_span`): that span becomes the parent (none: a root).
         let parent_carrier = span.parent().and_then(|parent| self.lookup(parent));
-        let id = match parent_carrier {
-            Some(_) => self.inner.new_span(&Attributes::new(span.metadata(), span.values())),
-            None => self.inner.new_span(span),
+        let id = {
+            let _dispatching = Dispatching::enter();
+            match parent_carrier {
+                Some(carrier) => {
+                    let (meta, values) = (span.metadata(), span.values());
+                    // `try_lock`: a layer creating a span from inside `record` on this carrier gets a root.
+                    match carrier.stands_for.try_lock().ok().as_deref().cloned().flatten() {
+                        Some(stood) => self.inner.new_span(&Attributes::child_of(stood, meta, values)),
+                        None => self.inner.new_span(&Attributes::new_root(meta, values)),
+                    }
+                }
+                None => self.inner.new_span(span),
+            }
         };
         let meta = span.metadata();
         if self.lends
@@ -553,17 +660,36 @@ where
             && !is_carrier(meta)
             && !crate::sqlx::is_scope_span(meta)
         {
-            // Created inside a scope: tag it, so that `Span::current()` may go on returning it there (a user
-            // recording a field on their span) while statements sent inside it still find the scope.
+            // Created inside a scope (or under its carrier): tag it, so that `Span::current()` may go on
+            // returning it there (a user recording a field on their span) while statements sent inside it still
+            // find the scope.
+            let innermost = crate::scope::with_innermost_scope(|frame| carrier_of(&self.inner, frame)).flatten();
             let carrier = match parent_carrier {
-                Some(carrier) => Some(carrier),
-                None => crate::scope::with_innermost_scope(|frame| carrier_of(&self.inner, frame)).flatten(),
-            };
-            if let (Some(carrier), Some(created)) = (carrier, self.inner.span(&id)) {
-                let mut extensions = created.extensions_mut();
-                if extensions.get_mut::<InScope>().is_none() {
+                // A carrier from elsewhere (a `Span` moved out of its scope, or a raw ID): counted up only if
+                // still lent; one back in the pool must not be.
+                Some(parent) if !innermost.is_some_and(|c| std::ptr::eq(c, parent)) => parent
+                    .refs
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
+                        (refs > 0).then_some(refs + 1)
+                    })
+                    .ok()
+                    .map(|_| parent),
+                // The carrier of the scope running here, whose reference the scope holds.
+                _ => innermost.inspect(|carrier| {
                     carrier.refs.fetch_add(1, Ordering::Relaxed);
-                    extensions.insert(InScope(carrier));
+                }),
+            };
+            if let Some(carrier) = carrier {
+                let tagged = self.inner.span(&id).is_some_and(|created| {
+                    let mut extensions = created.extensions_mut();
+                    let untagged = extensions.get_mut::<InScope>().is_none();
+                    if untagged {
+                        extensions.insert(InScope(carrier));
+                    }
+                    untagged
+                });
+                if !tagged {
+                    release(carrier);
                 }
             }
         }
@@ -575,11 +701,14 @@ where
             None => self.inner.record(span, values),
             // `Span::current().record(..)` in a scope, where the current span is the carrier standing for the
             // span entered around the scope (a tower-http request span): the fields go to that span, as they
-            // would without carriers, if they are its fields.
-            Some(_) => {
-                let current = self.inner.current_span();
-                if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
-                    if fields_of(values) == Some(meta.callsite()) {
+            // would without carriers, if they are its fields. Under the lock, so that the span stays open.
+            Some(carrier) => {
+                let Ok(stood) = carrier.stands_for.try_lock() else {
+                    return;
+                };
+                if let Some(id) = stood.as_ref() {
+                    let meta = worn_metadata(carrier);
+                    if !is_carrier(meta) && fields_of(values) == Some(meta.callsite()) {
                         self.inner.record(id, values);
                     }
                 }
@@ -598,12 +727,20 @@ where
     }
 
     fn event(&self, event: &Event<'_>) {
+        let _dispatching = Dispatching::enter();
         self.inner.event(event);
     }
 
     fn enter(&self, span: &Id) {
         match self.lookup(span) {
-            Some(carrier) => push_entered(carrier, span.into_u64()),
+            // Only where no scope is (sqlx's worker, a stream polled outside its scope) does the carrier tell
+            // whose statements run here; inside a scope (sqlx polling its rows in the handler, many times per
+            // statement), the scope's frame does, and there is nothing to note.
+            Some(carrier) => {
+                if !crate::scope::in_scope() {
+                    push_entered(carrier, span.into_u64());
+                }
+            }
             None => {
                 self.inner.enter(span);
                 // A span created inside a scope, entered where no scope is (sqlx's worker running a statement
@@ -622,10 +759,15 @@ where
 
     fn exit(&self, span: &Id) {
         match self.lookup(span) {
-            Some(_) => pop_entered(span.into_u64()),
+            // As in `enter`: noted only where no scope is (entering and leaving happen in the same scope).
+            Some(_) => {
+                if !crate::scope::in_scope() {
+                    pop_entered(span.into_u64());
+                }
+            }
             None => {
                 self.inner.exit(span);
-                if entered().is_some() {
+                if any_entered() {
                     pop_entered(span.into_u64());
                 }
             }
@@ -672,8 +814,7 @@ where
                         return Some(current);
                     }
                 }
-                let meta = current.metadata().unwrap_or(&CARRIER_META);
-                carrier_of(&self.inner, frame).map(|carrier| Current::new(carrier.id.clone(), meta))
+                carrier_of(&self.inner, frame).map(|carrier| Current::new(carrier.id.clone(), worn_metadata(carrier)))
             });
             if let Some(Some(current)) = found {
                 return current;
