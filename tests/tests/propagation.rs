@@ -1,5 +1,6 @@
 //! One trace ID across awaits, spawned tasks, the blocking pool, threads, and a job queue (a channel-backed
-//! worker and a SQLite job table), checked on the log lines of the real subscriber.
+//! worker and a SQLite job table), checked on the log lines of the real subscriber; and what a hop does not
+//! carry (the spawning scope's query counts).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -118,4 +119,28 @@ fn carrier_round_trips_through_serde_and_strings() {
     assert!(serde_json::from_str::<observe::Carrier>(r#"{"traceparent":"00-bad"}"#).is_err());
     assert!(serde_json::from_str::<observe::Carrier>(r#"{}"#).is_err());
     assert!(observe::Carrier::current().is_none(), "no carrier outside a trace");
+}
+
+#[observe(handler)]
+async fn spawns_a_query() -> u32 {
+    observe::spawn(async {
+        observe::query::record("SELECT 1", std::time::Duration::from_micros(5));
+    })
+    .await
+    .unwrap();
+    0
+}
+
+/// A hop carries the trace, not the scope: a query in a spawned task is not the spawning scope's (it may have
+/// ended by then), and without a scope of its own it counts as unscoped.
+#[test]
+fn spawned_queries_are_not_the_spawning_scopes() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let before = observe::query::unscoped();
+    let (_, captured) = runtime.block_on(observe::testing::capture_future(spawns_a_query()));
+    assert_eq!(captured.scope("spawns_a_query").map(|s| s.queries), Some(0));
+    assert_eq!(observe::query::unscoped(), before + 1);
 }
