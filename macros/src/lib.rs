@@ -49,7 +49,7 @@ fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) 
                     0,
                     syn::parse_quote! {
                         if false {
-                            let _ = &#carrier;
+                            let _ = &(#carrier);
                         }
                     },
                 );
