@@ -1,12 +1,13 @@
 //! The edges of sqlx's scope carriers, with a subscriber of the user's own wrapped by `carry_scopes` and a layer
 //! that asks for the current span from inside the subscriber (as some layers do):
 //!
-//! - a layer asking for the current span while an event is dispatched creates no carrier there (that would reset
-//!   the per-layer filter state of the dispatch in progress: a filtered layer would see an event it filters out);
-//! - creating the first carrier calls that layer, which asks for the current span again: no deadlock;
+//! - a carrier created while an event is under way (a field that asks for the current span, a layer that asks in
+//!   `on_event`) leaves the per-layer filter state of that event alone: a filtered layer never sees an event it
+//!   filters out; and creating one never waits on the layers (no deadlock);
 //! - a span created with the carrier as explicit parent takes no reference it does not give back (a carrier is
 //!   never lent to two live scopes), and its parent is the span entered around the scope; a raw carrier ID kept
-//!   past its scope and used as a parent does not put the carrier in the pool twice;
+//!   past its scope and used as a parent, outside a scope or inside another one, does not put the carrier in the
+//!   pool twice, nor deadlock when a layer asks for the current span meanwhile;
 //! - `Span::current().record(..)` in a scope reaches the span entered around it (a tower-http request span), even
 //!   while a span of the scope's own is entered, and a `TraceContext` captured in the scope carries that span,
 //!   not the carrier;
@@ -115,10 +116,17 @@ fn record_on_current() -> (Option<Id>, observe::TraceContext) {
     (current.id(), context)
 }
 
-/// A debug event in a scope whose carrier the layer's question would create.
+/// A debug event in a scope with no carrier yet, one of whose fields asks for the current span (so a carrier is
+/// created between the filters' verdict and the event's dispatch).
 #[observe(handler)]
 fn debug_in_scope() {
-    tracing::debug!("filtered out of the counting layer");
+    tracing::debug!(current = ?Span::current().id(), "filtered out of the counting layer");
+}
+
+/// A span created with a raw carrier ID as parent, inside a scope (the layer asks for the current span then).
+#[observe(handler)]
+fn raw_parent_in_scope(raw: Id) {
+    drop(tracing::info_span!(parent: raw, "late"));
 }
 
 /// Runs a statement under a span created here on another thread, and returns the span.
@@ -180,8 +188,8 @@ fn carriers_hold_at_their_edges() {
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     observe::sqlx::follow_worker_threads();
 
-    // The pool is empty: the layer asks for the current span while the debug event is dispatched, which lends
-    // nothing (none can be created there), and the filtered layer never sees the event.
+    // The pool is empty: the event's field creates the first carrier while the event is under way, and the layer
+    // asks again in `on_event`. The filtered layer still never sees the event.
     debug_in_scope();
     assert!(curious.asked.load(Ordering::Relaxed) > 0, "the layer saw the event");
     assert_eq!(
@@ -189,17 +197,17 @@ fn carriers_hold_at_their_edges() {
         0,
         "a filtered-out event reached the layer"
     );
-    assert_eq!(observe::sqlx::carriers(), 0);
+    assert_eq!(observe::sqlx::carriers(), 1);
 
-    // The first carrier: its span is created with the layer asking for the current span meanwhile. Run it on a
-    // thread so that a deadlock fails the test instead of hanging it.
+    // A scope on another thread, with the layer asking for the current span on every span created: a deadlock
+    // fails the test instead of hanging it.
     let (done, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || done.send(current_id()).unwrap());
     let first = wait
         .recv_timeout(Duration::from_secs(30))
         .expect("creating a carrier deadlocked");
     assert!(first.is_some(), "a scope's current span is its carrier");
-    assert_eq!(observe::sqlx::carriers(), 1);
+    assert_eq!(observe::sqlx::carriers(), 1, "the pooled carrier was reused");
 
     // An explicit carrier parent: the carrier stays lent to its scope (a nested scope gets another), and once
     // both scopes ended, two nested scopes still get two different carriers (none was pooled twice).
@@ -220,7 +228,15 @@ fn carriers_hold_at_their_edges() {
     // A raw carrier ID kept past its scope (the carrier back in the pool), then used as a parent: the carrier is
     // not pooled twice.
     let raw = raw_id().expect("a carrier");
-    drop(tracing::info_span!(parent: raw, "late"));
+    drop(tracing::info_span!(parent: raw.clone(), "late"));
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let request = tracing::info_span!("request");
+        request.in_scope(|| raw_parent_in_scope(raw));
+        done.send(()).unwrap();
+    });
+    wait.recv_timeout(Duration::from_secs(30))
+        .expect("a raw carrier ID as parent in a scope deadlocked");
     for _ in 0..3 {
         let (outer, inner) = nested_pair();
         assert_ne!(

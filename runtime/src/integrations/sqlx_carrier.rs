@@ -56,10 +56,11 @@ use crate::trace_id::TraceId;
 /// `TRACE` level. Take such a context from a span you create in the handler (`#[tracing::instrument]` or
 /// `info_span!`), which stays `Span::current()` while entered, or build your subscriber without this wrapper
 /// (scopes then open a span each, see [`sqlx`](crate::sqlx)). A carrier's raw ID kept past its scope names
-/// nothing stable (the carrier is lent again): a span created with it as parent is a root. A layer that asks for
-/// the current span from inside `on_event` or `on_new_span` is lent a pooled carrier, never a new one (creating
-/// one there would disturb the per-layer filters of the call in progress): with the pool empty, it gets the
-/// wrapped subscriber's current span.
+/// nothing stable (the carrier may be lent again): a span created with it as parent gets the span the carrier
+/// stands for then, or none. Carriers are spans of the `Registry`, created by it directly (your layers never see
+/// them created); with a subscriber that has no `Registry`, they go through the whole subscriber, and a layer
+/// that asks for the current span from inside `on_event` or `on_new_span` is then lent a pooled carrier, never
+/// a new one (creating one there would disturb the per-layer filters of the call in progress).
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -305,15 +306,15 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     let free = free_list().pop();
     let carrier = match free {
         Some(carrier) => carrier,
-        None if DISPATCHING.try_with(Cell::get).unwrap_or(1) == 0 => create(inner)?,
-        None => return None,
+        None => create(inner)?,
     };
     // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
     // orders these stores before anything that thread reads).
     pending(carrier).ended = false;
     carrier.refs.store(1, Ordering::Relaxed);
+    // Only with the lender's dispatcher at hand, through which the scope's end lets the span go again.
     let current = inner.current_span();
-    if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
+    if let (Some(id), Some(meta), true) = (current.id(), current.metadata(), lender_dispatch().is_some()) {
         let held = inner.clone_span(id);
         *stands_for(carrier) = Some(held);
         carrier
@@ -331,11 +332,16 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     Some(carrier)
 }
 
-/// Creates a carrier (its registry span, kept open for good), with [`BUSY`] set: the subscriber's layers may
-/// ask for the current span or create spans while the carrier's span is created. No lock is held meanwhile.
+/// Creates a carrier: a span of the registry, kept open for good. Made by the `Registry` itself when the wrapped
+/// subscriber has one (no layer sees it created, none would do anything with it, and no filtering pass runs:
+/// creating one is safe anywhere, even while a field of an event is evaluated, between the filters' verdict and
+/// the event's dispatch). Otherwise through the whole subscriber, never from inside one of its calls
+/// ([`DISPATCHING`]), and with [`BUSY`] set against re-entry. No lock is held meanwhile.
 fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
     let _busy = Busy::enter()?;
-    if !inner.enabled(&CARRIER_META) {
+    let subscriber: &dyn Subscriber = inner;
+    let registry = subscriber.downcast_ref::<tracing_subscriber::Registry>();
+    if registry.is_none() && (DISPATCHING.try_with(Cell::get).unwrap_or(1) > 0 || !inner.enabled(&CARRIER_META)) {
         return None;
     }
     RESERVED
@@ -344,7 +350,11 @@ fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
         })
         .ok()?;
     let values = CARRIER_META.fields().value_set(&[]);
-    let id = inner.new_span(&Attributes::new_root(&CARRIER_META, &values));
+    let attributes = Attributes::new_root(&CARRIER_META, &values);
+    let id = match registry {
+        Some(registry) => registry.new_span(&attributes),
+        None => inner.new_span(&attributes),
+    };
     let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
         id,
         refs: AtomicUsize::new(0),
@@ -426,6 +436,18 @@ fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
     carrier.pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn lender_dispatch() -> Option<tracing_core::Dispatch> {
+    LENDER_DISPATCH
+        .get()
+        .and_then(tracing_core::dispatcher::WeakDispatch::upgrade)
+}
+
+/// A reference of its own to the span `carrier` stands for, taken under the lock and given back by the caller
+/// (`inner.try_close`): no lock is held while the subscriber's layers run with it.
+fn stood_for<S: Subscriber>(inner: &S, carrier: &Carrier) -> Option<Id> {
+    stands_for(carrier).as_ref().map(|id| inner.clone_span(id))
+}
+
 fn stands_for(carrier: &Carrier) -> std::sync::MutexGuard<'_, Option<Id>> {
     carrier.stands_for.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -466,7 +488,7 @@ pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
     {
         let mut stood = stands_for(carrier);
         if let Some(id) = stood.take() {
-            if let Some(dispatch) = LENDER_DISPATCH.get().and_then(|weak| weak.upgrade()) {
+            if let Some(dispatch) = lender_dispatch() {
                 dispatch.try_close(id);
             }
         }
@@ -523,7 +545,10 @@ fn push_entered(carrier: &'static Carrier, span: u64) {
     });
 }
 
-fn pop_entered(span: u64) {
+/// Takes `span` off this thread's entered carriers: the last one, almost always, else (when `search`) the
+/// innermost entry for it. Inside a scope no search is made (a carrier entered there is not noted, and an entry
+/// further down is one entered outside the scope, still entered).
+fn pop_entered(span: u64, search: bool) {
     let _ = ENTERED.try_with(|entered| {
         if let Ok(mut entered) = entered.try_borrow_mut() {
             // Spans are left in the order they were entered, almost always: the last one.
@@ -532,11 +557,12 @@ fn pop_entered(span: u64) {
                 Some((_, id)) if *id == span => {
                     entered.pop();
                 }
-                Some(_) => {
+                Some(_) if search => {
                     if let Some(at) = entered.iter().rposition(|(_, id)| *id == span) {
                         entered.remove(at);
                     }
                 }
+                Some(_) => {}
             }
         }
     });
@@ -645,9 +671,12 @@ where
             match parent_carrier {
                 Some(carrier) => {
                     let (meta, values) = (span.metadata(), span.values());
-                    // `try_lock`: a layer creating a span from inside `record` on this carrier gets a root.
-                    match carrier.stands_for.try_lock().ok().as_deref().cloned().flatten() {
-                        Some(stood) => self.inner.new_span(&Attributes::child_of(stood, meta, values)),
+                    match stood_for(&self.inner, carrier) {
+                        Some(stood) => {
+                            let id = self.inner.new_span(&Attributes::child_of(stood.clone(), meta, values));
+                            self.inner.try_close(stood);
+                            id
+                        }
                         None => self.inner.new_span(&Attributes::new_root(meta, values)),
                     }
                 }
@@ -663,21 +692,30 @@ where
             // Created inside a scope (or under its carrier): tag it, so that `Span::current()` may go on
             // returning it there (a user recording a field on their span) while statements sent inside it still
             // find the scope.
-            let innermost = crate::scope::with_innermost_scope(|frame| carrier_of(&self.inner, frame)).flatten();
             let carrier = match parent_carrier {
-                // A carrier from elsewhere (a `Span` moved out of its scope, or a raw ID): counted up only if
-                // still lent; one back in the pool must not be.
-                Some(parent) if !innermost.is_some_and(|c| std::ptr::eq(c, parent)) => parent
-                    .refs
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
-                        (refs > 0).then_some(refs + 1)
-                    })
-                    .ok()
-                    .map(|_| parent),
-                // The carrier of the scope running here, whose reference the scope holds.
-                _ => innermost.inspect(|carrier| {
-                    carrier.refs.fetch_add(1, Ordering::Relaxed);
-                }),
+                Some(parent) => {
+                    let mine = crate::scope::with_innermost_scope(|frame| held(frame.carrier.get())).flatten();
+                    if mine.is_some_and(|mine| std::ptr::eq(mine, parent)) {
+                        // The carrier of the scope running here, whose reference the scope holds.
+                        parent.refs.fetch_add(1, Ordering::Relaxed);
+                        Some(parent)
+                    } else {
+                        // A carrier from elsewhere (a `Span` moved out of its scope, or a raw ID): counted up only
+                        // if still lent; one back in the pool must not be.
+                        parent
+                            .refs
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
+                                (refs > 0).then_some(refs + 1)
+                            })
+                            .ok()
+                            .map(|_| parent)
+                    }
+                }
+                None => crate::scope::with_innermost_scope(|frame| carrier_of(&self.inner, frame))
+                    .flatten()
+                    .inspect(|carrier| {
+                        carrier.refs.fetch_add(1, Ordering::Relaxed);
+                    }),
             };
             if let Some(carrier) = carrier {
                 let tagged = self.inner.span(&id).is_some_and(|created| {
@@ -703,14 +741,13 @@ where
             // span entered around the scope (a tower-http request span): the fields go to that span, as they
             // would without carriers, if they are its fields. Under the lock, so that the span stays open.
             Some(carrier) => {
-                let Ok(stood) = carrier.stands_for.try_lock() else {
+                let meta = worn_metadata(carrier);
+                if is_carrier(meta) || fields_of(values) != Some(meta.callsite()) {
                     return;
-                };
-                if let Some(id) = stood.as_ref() {
-                    let meta = worn_metadata(carrier);
-                    if !is_carrier(meta) && fields_of(values) == Some(meta.callsite()) {
-                        self.inner.record(id, values);
-                    }
+                }
+                if let Some(stood) = stood_for(&self.inner, carrier) {
+                    self.inner.record(&stood, values);
+                    self.inner.try_close(stood);
                 }
             }
         }
@@ -761,14 +798,14 @@ where
         match self.lookup(span) {
             // As in `enter`: noted only where no scope is (entering and leaving happen in the same scope).
             Some(_) => {
-                if !crate::scope::in_scope() {
-                    pop_entered(span.into_u64());
+                if any_entered() {
+                    pop_entered(span.into_u64(), !crate::scope::in_scope());
                 }
             }
             None => {
                 self.inner.exit(span);
                 if any_entered() {
-                    pop_entered(span.into_u64());
+                    pop_entered(span.into_u64(), true);
                 }
             }
         }
