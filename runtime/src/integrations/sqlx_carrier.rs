@@ -44,7 +44,9 @@ use crate::trace_id::TraceId;
 /// - it has that span's metadata, and `Span::current().record(..)` records on that span, until the scope ends
 ///   (after, the fields are dropped);
 /// - a span created with it as explicit parent (`info_span!(parent: &Span::current(), ..)`) gets that span as
-///   parent (a root if there was none);
+///   parent (a root if there was none); so does an event (`info!(parent: &Span::current(), ..)`), sent again with
+///   its fields copied: numbers, booleans and text as they are, other values formatted once with `Debug` (an
+///   error's `source()` chain is not kept);
 /// - a [`TraceContext`](crate::TraceContext) captured in the scope carries the span current in the wrapped
 ///   subscriber, not the carrier. Work run in that context elsewhere (`observe::spawn`, a blocking task) is no
 ///   longer the scope's: its SQLite statements count as unscoped, as every database's statements do there;
@@ -85,6 +87,8 @@ static LENDER: AtomicBool = AtomicBool::new(false);
 /// The dispatcher of the wrapper that lends carriers, to let go of the spans carriers stood for (a scope may
 /// end where another dispatcher is the default).
 static LENDER_DISPATCH: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch> = std::sync::OnceLock::new();
+/// Set with `LENDER_DISPATCH`: a load per loan instead of upgrading the weak dispatcher.
+static LENDER_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 impl<S> CarryScopes<S> {
     pub(crate) fn new(inner: S) -> CarryScopes<S> {
@@ -154,7 +158,7 @@ struct Carrier {
     /// The span the carrier stands for during its loan: the one current (in the wrapped subscriber) around the
     /// scope when the carrier was lent, with a reference held until the scope ends. `Span::current().record(..)`
     /// and spans with the carrier as explicit parent go to it.
-    stands_for: Mutex<Option<Id>>,
+    stands_for: Mutex<Option<(Id, &'static Metadata<'static>)>>,
     /// Its metadata (null: none), which the carrier wears in `Span::current()`.
     stands_for_meta: AtomicPtr<Metadata<'static>>,
 }
@@ -295,7 +299,7 @@ fn held(pointer: *const ()) -> Option<&'static Carrier> {
 
 /// The carrier lent to `frame`, lending one now if it has none. `None` once its scope ended, past
 /// `MAX_CARRIERS`, or when called again while this thread creates a carrier.
-fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrier> {
+fn carrier_of<S: Subscriber + for<'a> LookupSpan<'a>>(inner: &S, frame: &Frame) -> Option<&'static Carrier> {
     let pointer = frame.carrier.get();
     if let Some(carrier) = held(pointer) {
         return Some(carrier);
@@ -314,9 +318,10 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
     carrier.refs.store(1, Ordering::Relaxed);
     // Only with the lender's dispatcher at hand, through which the scope's end lets the span go again.
     let current = inner.current_span();
-    if let (Some(id), Some(meta), true) = (current.id(), current.metadata(), lender_dispatch().is_some()) {
+    let registered = LENDER_REGISTERED.load(Ordering::Relaxed);
+    if let (Some(id), Some(meta), true) = (current.id(), current.metadata(), registered) {
         let held = inner.clone_span(id);
-        *stands_for(carrier) = Some(held);
+        *stands_for(carrier) = Some((held, meta));
         carrier
             .stands_for_meta
             .store(std::ptr::from_ref(meta).cast_mut(), Ordering::Relaxed);
@@ -337,9 +342,11 @@ fn carrier_of<S: Subscriber>(inner: &S, frame: &Frame) -> Option<&'static Carrie
 /// creating one is safe anywhere, even while a field of an event is evaluated, between the filters' verdict and
 /// the event's dispatch). Otherwise through the whole subscriber, never from inside one of its calls
 /// ([`DISPATCHING`]), and with [`BUSY`] set against re-entry. No lock is held meanwhile.
-fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
+fn create<S: Subscriber + for<'a> LookupSpan<'a>>(inner: &S) -> Option<&'static Carrier> {
     let _busy = Busy::enter()?;
     let subscriber: &dyn Subscriber = inner;
+    // The `Registry` whose spans `inner` uses: checked by looking the new span up through `inner` (a layer could
+    // hold a registry of its own and answer the downcast first).
     let registry = subscriber.downcast_ref::<tracing_subscriber::Registry>();
     if registry.is_none() && (DISPATCHING.try_with(Cell::get).unwrap_or(1) > 0 || !inner.enabled(&CARRIER_META)) {
         return None;
@@ -351,8 +358,15 @@ fn create<S: Subscriber>(inner: &S) -> Option<&'static Carrier> {
         .ok()?;
     let values = CARRIER_META.fields().value_set(&[]);
     let attributes = Attributes::new_root(&CARRIER_META, &values);
-    let id = match registry {
-        Some(registry) => registry.new_span(&attributes),
+    let direct = registry
+        .map(|registry| registry.new_span(&attributes))
+        .filter(|id| inner.span(id).is_some_and(|span| is_carrier(span.metadata())));
+    let id = match direct {
+        Some(id) => id,
+        None if DISPATCHING.try_with(Cell::get).unwrap_or(1) > 0 || !inner.enabled(&CARRIER_META) => {
+            RESERVED.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
         None => inner.new_span(&attributes),
     };
     let carrier: &'static Carrier = Box::leak(Box::new(Carrier {
@@ -442,13 +456,33 @@ fn lender_dispatch() -> Option<tracing_core::Dispatch> {
         .and_then(tracing_core::dispatcher::WeakDispatch::upgrade)
 }
 
-/// A reference of its own to the span `carrier` stands for, taken under the lock and given back by the caller
-/// (`inner.try_close`): no lock is held while the subscriber's layers run with it.
-fn stood_for<S: Subscriber>(inner: &S, carrier: &Carrier) -> Option<Id> {
-    stands_for(carrier).as_ref().map(|id| inner.clone_span(id))
+/// A reference of its own to the span `carrier` stands for (with its metadata, read together), taken under the
+/// lock through the lender's dispatcher and given back by [`StoodFor`]'s drop, also through it (so that a layer
+/// stacked around the wrapper sees the span closed if this was its last reference). No lock is held while the
+/// subscriber's layers run with it.
+fn stood_for(carrier: &Carrier) -> Option<StoodFor> {
+    let dispatch = lender_dispatch()?;
+    let (id, meta) = {
+        let stood = stands_for(carrier);
+        let (id, meta) = stood.as_ref()?;
+        (dispatch.clone_span(id), *meta)
+    };
+    Some(StoodFor { dispatch, id, meta })
 }
 
-fn stands_for(carrier: &Carrier) -> std::sync::MutexGuard<'_, Option<Id>> {
+struct StoodFor {
+    dispatch: tracing_core::Dispatch,
+    id: Id,
+    meta: &'static Metadata<'static>,
+}
+
+impl Drop for StoodFor {
+    fn drop(&mut self) {
+        self.dispatch.try_close(self.id.clone());
+    }
+}
+
+fn stands_for(carrier: &Carrier) -> std::sync::MutexGuard<'_, Option<(Id, &'static Metadata<'static>)>> {
     carrier.stands_for.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -485,13 +519,9 @@ pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
     // The span it stood for is let go (under its lock: a `record` on the carrier elsewhere never meets a
     // closed ID); the carrier wears its own metadata again.
     carrier.stands_for_meta.store(std::ptr::null_mut(), Ordering::Relaxed);
-    {
-        let mut stood = stands_for(carrier);
-        if let Some(id) = stood.take() {
-            if let Some(dispatch) = lender_dispatch() {
-                dispatch.try_close(id);
-            }
-        }
+    let stood = stands_for(carrier).take();
+    if let (Some((id, _)), Some(dispatch)) = (stood, lender_dispatch()) {
+        dispatch.try_close(id);
     }
     if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
         free_list().push(carrier);
@@ -598,6 +628,109 @@ fn fields_of(values: &Record<'_>) -> Option<Identifier> {
     first.0
 }
 
+/// A field value copied out of an event, to dispatch it again.
+enum Copied {
+    F64(f64),
+    I64(i64),
+    U64(u64),
+    I128(i128),
+    U128(u128),
+    Bool(bool),
+    Str(String),
+    /// A `Debug` (or error, or bytes) value, formatted once: written back as is.
+    Formatted(String),
+}
+
+/// Writes a preformatted `Debug` value as it is.
+struct AsFormatted<'a>(&'a str);
+
+impl std::fmt::Debug for AsFormatted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Copies every field of an event, by field index.
+struct CopyFields(Vec<Option<Copied>>);
+
+impl CopyFields {
+    fn put(&mut self, field: &tracing_core::Field, value: Copied) {
+        if let Some(slot) = self.0.get_mut(field.index()) {
+            *slot = Some(value);
+        }
+    }
+}
+
+impl tracing_core::field::Visit for CopyFields {
+    fn record_f64(&mut self, field: &tracing_core::Field, value: f64) {
+        self.put(field, Copied::F64(value));
+    }
+    fn record_i64(&mut self, field: &tracing_core::Field, value: i64) {
+        self.put(field, Copied::I64(value));
+    }
+    fn record_u64(&mut self, field: &tracing_core::Field, value: u64) {
+        self.put(field, Copied::U64(value));
+    }
+    fn record_i128(&mut self, field: &tracing_core::Field, value: i128) {
+        self.put(field, Copied::I128(value));
+    }
+    fn record_u128(&mut self, field: &tracing_core::Field, value: u128) {
+        self.put(field, Copied::U128(value));
+    }
+    fn record_bool(&mut self, field: &tracing_core::Field, value: bool) {
+        self.put(field, Copied::Bool(value));
+    }
+    fn record_str(&mut self, field: &tracing_core::Field, value: &str) {
+        self.put(field, Copied::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &tracing_core::Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Copied::Formatted(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &tracing_core::Field, value: &dyn std::fmt::Debug) {
+        self.put(field, Copied::Formatted(format!("{value:?}")));
+    }
+}
+
+/// Dispatches `event` again through `dispatch`, with `parent` as its parent (a root if none): its fields copied
+/// (numbers, booleans and text as they are; everything else formatted once with `Debug`).
+fn reparented(event: &Event<'_>, parent: Option<Id>, dispatch: impl FnOnce(&Event<'_>)) {
+    let meta = event.metadata();
+    let fields = meta.fields();
+    let mut copied = CopyFields((0..fields.len()).map(|_| None).collect());
+    event.record(&mut copied);
+    let formatted: Vec<Option<AsFormatted<'_>>> = copied
+        .0
+        .iter()
+        .map(|value| match value {
+            Some(Copied::Formatted(text)) => Some(AsFormatted(text)),
+            _ => None,
+        })
+        .collect();
+    let debug: Vec<Option<tracing_core::field::DebugValue<&AsFormatted<'_>>>> = formatted
+        .iter()
+        .map(|value| value.as_ref().map(tracing_core::field::debug))
+        .collect();
+    let values: Vec<Option<&dyn tracing_core::field::Value>> = copied
+        .0
+        .iter()
+        .zip(&debug)
+        .map(|(value, debug)| -> Option<&dyn tracing_core::field::Value> {
+            match value.as_ref()? {
+                Copied::F64(v) => Some(v),
+                Copied::I64(v) => Some(v),
+                Copied::U64(v) => Some(v),
+                Copied::I128(v) => Some(v),
+                Copied::U128(v) => Some(v),
+                Copied::Bool(v) => Some(v),
+                Copied::Str(v) => Some(v),
+                Copied::Formatted(_) => debug.as_ref().map(|d| d as &dyn tracing_core::field::Value),
+            }
+        })
+        .collect();
+    let value_set = fields.value_set_all(&values);
+    dispatch(&Event::new_child_of(parent, meta, &value_set));
+}
+
 /// `Span::current()` as the wrapped subscriber sees it, carriers aside: for a [`TraceContext`]
 /// (crate::TraceContext) captured in a scope, which must keep the real span (entered on another thread, it is
 /// the parent of the spans created there).
@@ -643,8 +776,8 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
-        if self.lends {
-            let _ = LENDER_DISPATCH.set(subscriber.downgrade());
+        if self.lends && LENDER_DISPATCH.set(subscriber.downgrade()).is_ok() {
+            LENDER_REGISTERED.store(true, Ordering::Relaxed);
         }
         self.inner.on_register_dispatch(subscriber);
     }
@@ -671,12 +804,10 @@ where
             match parent_carrier {
                 Some(carrier) => {
                     let (meta, values) = (span.metadata(), span.values());
-                    match stood_for(&self.inner, carrier) {
-                        Some(stood) => {
-                            let id = self.inner.new_span(&Attributes::child_of(stood.clone(), meta, values));
-                            self.inner.try_close(stood);
-                            id
-                        }
+                    match stood_for(carrier) {
+                        Some(stood) => self
+                            .inner
+                            .new_span(&Attributes::child_of(stood.id.clone(), meta, values)),
                         None => self.inner.new_span(&Attributes::new_root(meta, values)),
                     }
                 }
@@ -741,13 +872,10 @@ where
             // span entered around the scope (a tower-http request span): the fields go to that span, as they
             // would without carriers, if they are its fields. Under the lock, so that the span stays open.
             Some(carrier) => {
-                let meta = worn_metadata(carrier);
-                if is_carrier(meta) || fields_of(values) != Some(meta.callsite()) {
-                    return;
-                }
-                if let Some(stood) = stood_for(&self.inner, carrier) {
-                    self.inner.record(&stood, values);
-                    self.inner.try_close(stood);
+                if let Some(stood) = stood_for(carrier) {
+                    if fields_of(values) == Some(stood.meta.callsite()) {
+                        self.inner.record(&stood.id, values);
+                    }
                 }
             }
         }
@@ -765,7 +893,19 @@ where
 
     fn event(&self, event: &Event<'_>) {
         let _dispatching = Dispatching::enter();
-        self.inner.event(event);
+        match event.parent().and_then(|parent| self.lookup(parent)) {
+            // `info!(parent: &Span::current(), ..)` in a scope: the layers would meet the carrier as the event's
+            // span (no fields of theirs on it; some formatters insist). The event goes out again, as a child of
+            // the span the carrier stands for, or as a root.
+            Some(carrier) => {
+                // Held until the event is out: its reference keeps the parent open meanwhile.
+                let stood = stood_for(carrier);
+                reparented(event, stood.as_ref().map(|stood| stood.id.clone()), |event| {
+                    self.inner.event(event);
+                });
+            }
+            None => self.inner.event(event),
+        }
     }
 
     fn enter(&self, span: &Id) {
