@@ -50,6 +50,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Curious {
         }
     }
 
+    fn on_follows_from(&self, id: &Id, _: &Id, ctx: Context<'_, S>) {
+        let span = ctx.span(id).expect("a live span").name().to_owned();
+        self.recorded.lock().unwrap().push((span, "follows_from".to_owned()));
+    }
+
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         struct Names(Vec<String>);
         impl tracing::field::Visit for Names {
@@ -112,6 +117,8 @@ fn record_on_current() -> (Option<Id>, observe::TraceContext) {
     // Recorded while a span of the scope's own is entered: still the span the carrier stands for.
     let child = tracing::info_span!("child");
     child.in_scope(|| current.record("session", 8));
+    // A link from the current span: it is the request span's.
+    current.follows_from(&child);
     let context = observe::TraceContext::current();
     (current.id(), context)
 }
@@ -168,6 +175,8 @@ fn run_like_the_worker(span: &Span) {
 
 #[test]
 fn carriers_hold_at_their_edges() {
+    // A wrapper built and dropped, never installed, lends nothing: the one installed below does.
+    drop(observe::sqlx::carry_scopes(tracing_subscriber::registry()));
     let curious = Curious::default();
     let info_only = InfoOnly::default();
     let subscriber = observe::sqlx::carry_scopes(
@@ -229,6 +238,12 @@ fn carriers_hold_at_their_edges() {
     // not pooled twice.
     let raw = raw_id().expect("a carrier");
     drop(tracing::info_span!(parent: raw.clone(), "late"));
+    // The raw ID cloned and closed through the dispatcher: no reference counted for a pooled carrier, none given
+    // back.
+    tracing::dispatcher::get_default(|dispatch| {
+        let clone = dispatch.clone_span(&raw);
+        dispatch.try_close(clone);
+    });
     let (done, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let request = tracing::info_span!("request");
@@ -248,7 +263,7 @@ fn carriers_hold_at_their_edges() {
     // Recording on the current span in a scope reaches the request span; a context captured there carries it.
     let (carrier, context) = request.in_scope(record_on_current);
     assert_ne!(carrier, request.id(), "inside a scope the current span is a carrier");
-    for field in ["user", "session"] {
+    for field in ["user", "session", "follows_from"] {
         assert!(
             curious
                 .recorded

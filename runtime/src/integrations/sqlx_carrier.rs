@@ -46,7 +46,7 @@ use crate::trace_id::TraceId;
 /// - a span created with it as explicit parent (`info_span!(parent: &Span::current(), ..)`) gets that span as
 ///   parent (a root if there was none); so does an event (`info!(parent: &Span::current(), ..)`), sent again with
 ///   its fields copied: numbers, booleans and text as they are, other values formatted once with `Debug` (an
-///   error's `source()` chain is not kept);
+///   error's `source()` chain, `{:#?}` formatting and bytes as bytes are not kept);
 /// - a [`TraceContext`](crate::TraceContext) captured in the scope carries the span current in the wrapped
 ///   subscriber, not the carrier. Work run in that context elsewhere (`observe::spawn`, a blocking task) is no
 ///   longer the scope's: its SQLite statements count as unscoped, as every database's statements do there;
@@ -74,12 +74,15 @@ use crate::trace_id::TraceId;
 /// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
 /// ```
 ///
-/// Carriers are process-wide: the first wrapper made lends them, and any later one passes everything through to
-/// its subscriber (its scopes' worker-thread statements then count as unscoped). Install one.
+/// Install it outermost, with every layer inside it (it does not implement `LookupSpan`, so a layer cannot be
+/// added around it: such a layer would meet carriers where it expects its own spans).
+///
+/// Carriers are process-wide: the first wrapper installed lends them, and any later one passes everything
+/// through to its subscriber (its scopes' worker-thread statements then count as unscoped). Install one.
 pub struct CarryScopes<S> {
     inner: S,
-    /// Whether this wrapper lends the carriers (the first one made in the process).
-    lends: bool,
+    /// Whether this wrapper lends the carriers (the first one installed in the process).
+    lends: AtomicBool,
 }
 
 /// Set once a wrapper lends carriers: their span IDs are its subscriber's, meaningless to any other.
@@ -92,16 +95,17 @@ static LENDER_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 impl<S> CarryScopes<S> {
     pub(crate) fn new(inner: S) -> CarryScopes<S> {
-        CARRYING.store(true, Ordering::Release);
         tracing_core::callsite::register(&CARRIER_CALLSITE);
-        let lends = !LENDER.swap(true, Ordering::AcqRel);
-        CarryScopes { inner, lends }
+        CarryScopes {
+            inner,
+            lends: AtomicBool::new(false),
+        }
     }
 
     /// The carrier whose span ID is `id`, if this wrapper lends carriers and `id` is one.
     #[inline]
     fn lookup(&self, id: &Id) -> Option<&'static Carrier> {
-        if self.lends {
+        if self.lends.load(Ordering::Relaxed) {
             lookup(id)
         } else {
             None
@@ -457,8 +461,8 @@ fn lender_dispatch() -> Option<tracing_core::Dispatch> {
 }
 
 /// A reference of its own to the span `carrier` stands for (with its metadata, read together), taken under the
-/// lock through the lender's dispatcher and given back by [`StoodFor`]'s drop, also through it (so that a layer
-/// stacked around the wrapper sees the span closed if this was its last reference). No lock is held while the
+/// lock through the lender's dispatcher and given back by [`StoodFor`]'s drop, also through it (so that a
+/// subscriber wrapping this one sees the span closed if this was its last reference). No lock is held while the
 /// subscriber's layers run with it.
 fn stood_for(carrier: &Carrier) -> Option<StoodFor> {
     let dispatch = lender_dispatch()?;
@@ -497,7 +501,12 @@ fn worn_metadata(carrier: &Carrier) -> &'static Metadata<'static> {
 /// to the pool. (The scope holds a reference until it ends and takes its statements, so nothing should wait
 /// here then; if anything does, it counts as unscoped, never for the next borrower.)
 fn release(carrier: &'static Carrier) {
-    if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+    // Never below zero: a raw carrier ID cloned while the carrier was in the pool took no reference (see
+    // `clone_span`), and gives none back.
+    let before = carrier
+        .refs
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| refs.checked_sub(1));
+    if before == Ok(1) {
         pending(carrier).record(true);
         free_list().push(carrier);
     }
@@ -776,8 +785,13 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
-        if self.lends && LENDER_DISPATCH.set(subscriber.downgrade()).is_ok() {
-            LENDER_REGISTERED.store(true, Ordering::Relaxed);
+        // The first wrapper installed lends the carriers (one built and dropped, or never installed, does not).
+        if !LENDER.swap(true, Ordering::AcqRel) {
+            if LENDER_DISPATCH.set(subscriber.downgrade()).is_ok() {
+                LENDER_REGISTERED.store(true, Ordering::Relaxed);
+            }
+            self.lends.store(true, Ordering::Release);
+            CARRYING.store(true, Ordering::Release);
         }
         self.inner.on_register_dispatch(subscriber);
     }
@@ -815,7 +829,7 @@ where
             }
         };
         let meta = span.metadata();
-        if self.lends
+        if self.lends.load(Ordering::Relaxed)
             && crate::sqlx::following_worker_threads()
             && !is_carrier(meta)
             && !crate::sqlx::is_scope_span(meta)
@@ -882,12 +896,23 @@ where
     }
 
     fn record_follows_from(&self, span: &Id, follows: &Id) {
-        if self.lookup(span).is_none() && self.lookup(follows).is_none() {
+        // A carrier stands for its span here too (none: the link is dropped).
+        let stood = |id: &Id| match self.lookup(id) {
+            Some(carrier) => stood_for(carrier).map(Some),
+            None => Some(None),
+        };
+        if let (Some(span_stood), Some(follows_stood)) = (stood(span), stood(follows)) {
+            let span = span_stood.as_ref().map_or(span, |s| &s.id);
+            let follows = follows_stood.as_ref().map_or(follows, |s| &s.id);
             self.inner.record_follows_from(span, follows);
         }
     }
 
     fn event_enabled(&self, event: &Event<'_>) -> bool {
+        // An event with a carrier as parent is asked about once it has its real parent (in `event`).
+        if event.parent().and_then(|parent| self.lookup(parent)).is_some() {
+            return true;
+        }
         self.inner.event_enabled(event)
     }
 
@@ -901,7 +926,9 @@ where
                 // Held until the event is out: its reference keeps the parent open meanwhile.
                 let stood = stood_for(carrier);
                 reparented(event, stood.as_ref().map(|stood| stood.id.clone()), |event| {
-                    self.inner.event(event);
+                    if self.inner.event_enabled(event) {
+                        self.inner.event(event);
+                    }
                 });
             }
             None => self.inner.event(event),
@@ -922,7 +949,7 @@ where
                 self.inner.enter(span);
                 // A span created inside a scope, entered where no scope is (sqlx's worker running a statement
                 // sent inside it): its scope's carrier counts as entered here too.
-                if self.lends
+                if self.lends.load(Ordering::Relaxed)
                     && CREATED.load(Ordering::Relaxed) > 0
                     && crate::scope::with_innermost_scope(|_| ()).is_none()
                 {
@@ -954,7 +981,11 @@ where
     fn clone_span(&self, span: &Id) -> Id {
         match self.lookup(span) {
             Some(carrier) => {
-                carrier.refs.fetch_add(1, Ordering::Relaxed);
+                // A `Span` holds a reference, so the count is above zero; only a raw ID kept past its scope can
+                // name a carrier back in the pool, which is not counted up.
+                let _ = carrier.refs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
+                    (refs > 0).then_some(refs + 1)
+                });
                 span.clone()
             }
             None => self.inner.clone_span(span),
@@ -979,7 +1010,10 @@ where
     }
 
     fn current_span(&self) -> Current {
-        if self.lends && crate::sqlx::following_worker_threads() && !BUSY.try_with(Cell::get).unwrap_or(true) {
+        if self.lends.load(Ordering::Relaxed)
+            && crate::sqlx::following_worker_threads()
+            && !BUSY.try_with(Cell::get).unwrap_or(true)
+        {
             // Inside a scope: the span entered there if there is one (it carries the scope's carrier, see
             // `new_span`), else the scope's carrier itself, whatever spans are entered around the scope. The
             // carrier wears the metadata of the span it stands for (the one entered around the scope), so that
@@ -1014,16 +1048,5 @@ where
         }
         // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.downcast_raw(id) }
-    }
-}
-
-impl<'a, S> LookupSpan<'a> for CarryScopes<S>
-where
-    S: LookupSpan<'a>,
-{
-    type Data = S::Data;
-
-    fn span_data(&'a self, id: &Id) -> Option<Self::Data> {
-        self.inner.span_data(id)
     }
 }
