@@ -316,10 +316,24 @@ impl Config {
             // ask for whatever RUST_LOG says.
             let subscriber =
                 tracing_subscriber::registry().with(layer_with(log_format, writer, ansi).with_filter(filter));
+            fn install<S: tracing::Subscriber + Send + Sync + 'static>(subscriber: S) -> Result<(), InitError> {
+                tracing::subscriber::set_global_default(subscriber).map_err(|_| InitError::subscriber_already_set())
+            }
             // Compiled out, nothing counts queries: the A/B baseline pays for none of it.
             #[cfg(all(feature = "sqlx", not(feature = "disabled")))]
-            let subscriber = crate::sqlx::carry_scopes(subscriber.with(crate::sqlx::layer()));
-            tracing::subscriber::set_global_default(subscriber).map_err(|_| InitError::subscriber_already_set())?;
+            {
+                let subscriber = subscriber.with(crate::sqlx::layer());
+                // The scope carriers' wrapper only where installing cannot fail for a subscriber set before:
+                // once turned into a dispatcher, it is the process's carrier lender. When this thread cannot
+                // tell (a scoped default is active here), scopes open a span each instead (slower, as correct).
+                if tracing::dispatcher::get_default(|current| current.is::<tracing::subscriber::NoSubscriber>()) {
+                    install(crate::sqlx::carry_scopes(subscriber))?;
+                } else {
+                    install(subscriber)?;
+                }
+            }
+            #[cfg(not(all(feature = "sqlx", not(feature = "disabled"))))]
+            install(subscriber)?;
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.
             let _ = tracing_log::LogTracer::init();
         }

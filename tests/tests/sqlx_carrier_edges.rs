@@ -147,6 +147,17 @@ fn keeps_a_span() -> Span {
     span
 }
 
+/// Borrows a carrier, then closes a clone of a raw ID of it taken while it was in the pool: the scope keeps its
+/// carrier (a nested scope gets another).
+#[observe(handler)]
+fn closes_a_raw_clone(clone: Id) -> (Option<Id>, Option<Id>) {
+    let mine = Span::current().id();
+    tracing::dispatcher::get_default(|dispatch| {
+        dispatch.try_close(clone.clone());
+    });
+    (mine, current_id())
+}
+
 #[observe(handler)]
 fn raw_id() -> Option<Id> {
     Span::current().id()
@@ -242,7 +253,7 @@ fn carriers_hold_at_their_edges() {
     // back.
     tracing::dispatcher::get_default(|dispatch| {
         let clone = dispatch.clone_span(&raw);
-        dispatch.try_close(clone);
+        dispatch.try_close(clone.clone());
     });
     let (done, wait) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -258,6 +269,16 @@ fn carriers_hold_at_their_edges() {
             outer, inner,
             "one carrier lent to two live scopes after a raw-ID parent"
         );
+    }
+    // A clone of a raw ID taken while the carrier is pooled, closed once the carrier is lent again.
+    let raw = raw_id().expect("a carrier");
+    let clone = tracing::dispatcher::get_default(|dispatch| dispatch.clone_span(&raw));
+    let (mine, nested) = closes_a_raw_clone(clone);
+    assert!(mine.is_some());
+    assert_ne!(mine, nested, "a closed raw clone took the scope's hold on its carrier");
+    for _ in 0..3 {
+        let (outer, inner) = nested_pair();
+        assert_ne!(outer, inner, "one carrier lent to two live scopes after a raw clone");
     }
 
     // Recording on the current span in a scope reaches the request span; a context captured there carries it.

@@ -3,6 +3,7 @@
 //! that insist on their own fields on every span of an event's scope (`fmt().pretty()`, `fmt().json()`) never
 //! meet the carrier (they would panic on it). Its own binary: the carrier is created here in ordinary code, not
 //! in the middle of another event's filtering (where the registry would remember that event's verdicts for it).
+//! A layer's `event_enabled` still decides for such an event.
 
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +39,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
     }
 }
 
+/// Refuses, in `event_enabled`, every event with a field named `rejected`.
+struct Reject;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reject {
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        event.fields().all(|field| field.name() != "rejected")
+    }
+}
+
+/// An event under a carrier that a layer's `event_enabled` refuses: no layer gets it.
+#[observe(handler)]
+fn rejected_event_with_current_parent() {
+    tracing::info!(parent: &Span::current(), rejected = true, "refused event");
+}
+
 /// An event whose explicit parent is the current span (a carrier), with fields of every kind.
 #[observe(handler)]
 fn event_with_current_parent() {
@@ -61,6 +77,7 @@ fn events_under_a_carrier_are_children_of_the_span_around_the_scope() {
     let subscriber = observe::sqlx::carry_scopes(
         tracing_subscriber::registry()
             .with(observe::sqlx::layer())
+            .with(Reject)
             .with(
                 tracing_subscriber::fmt::layer()
                     .pretty()
@@ -80,6 +97,7 @@ fn events_under_a_carrier_are_children_of_the_span_around_the_scope() {
 
     let request = tracing::info_span!("request", user = 7);
     request.in_scope(event_with_current_parent);
+    request.in_scope(rejected_event_with_current_parent);
     assert_eq!(observe::sqlx::carriers(), 1, "the event's parent was a carrier");
 
     let pretty = pretty.text();
@@ -111,4 +129,8 @@ fn events_under_a_carrier_are_children_of_the_span_around_the_scope() {
     assert_eq!(value["fields"]["count"], 3, "{line}");
     assert_eq!(value["fields"]["name"], "tea", "{line}");
     assert!(!pretty.contains("observe.carrier") && !json.contains("observe.carrier"));
+    assert!(
+        !pretty.contains("refused event") && !json.contains("refused event"),
+        "a layer's event_enabled was not asked"
+    );
 }

@@ -1,5 +1,6 @@
 //! sqlx against SQLite under a subscriber the user builds (no scope carriers): scopes then open a span each
-//! once the layer has met sqlx's worker thread, and statements are found through it.
+//! once the layer has met sqlx's worker thread, and statements are found through it; a wrapped subscriber whose
+//! installation failed does not change that.
 
 mod numbers;
 
@@ -29,6 +30,10 @@ fn statements_are_found_through_scope_spans_without_carriers() {
         .with(observe::layer().with_filter(tracing_subscriber::EnvFilter::new("warn")))
         .with(observe::sqlx::layer())
         .init();
+    // A wrapped subscriber that cannot be installed now (what `observe::init()` meets here): it must not stay the
+    // carrier lender, or scopes would stop opening the spans this subscriber finds statements through.
+    let wrapped = observe::sqlx::carry_scopes(tracing_subscriber::registry().with(observe::sqlx::layer()));
+    assert!(tracing::subscriber::set_global_default(wrapped).is_err());
     let path = numbers::path("sqlx-own-subscriber");
     let counts = observe_tests::runtime(2).block_on(async {
         let pool = SqlitePoolOptions::new()

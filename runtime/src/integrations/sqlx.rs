@@ -75,8 +75,9 @@ pub use crate::sqlx_carrier::CarryScopes;
 
 /// Wraps `subscriber` so that statements sqlx runs on its SQLite worker threads find their scope without a
 /// tracing span per scope (see [`CarryScopes`]). `observe::init()` does it for you; use it when you build your
-/// own subscriber with [`layer`] in it, and install only the wrapped subscriber. Once called, the layer stops
-/// asking scopes for spans, for every subscriber in the process.
+/// own subscriber with [`layer`] in it, and install only the wrapped subscriber, with every layer inside it. Once
+/// it is installed (turned into a dispatcher), the layer stops asking scopes for spans, for every subscriber in
+/// the process.
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;

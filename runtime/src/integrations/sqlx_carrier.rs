@@ -77,19 +77,23 @@ use crate::trace_id::TraceId;
 /// Install it outermost, with every layer inside it (it does not implement `LookupSpan`, so a layer cannot be
 /// added around it: such a layer would meet carriers where it expects its own spans).
 ///
-/// Carriers are process-wide: the first wrapper installed lends them, and any later one passes everything
-/// through to its subscriber (its scopes' worker-thread statements then count as unscoped). Install one.
+/// Carriers are process-wide: the first wrapper installed (turned into a dispatcher, by `set_global_default`,
+/// `with_default` or `init()`) lends them, and any later one passes everything through to its subscriber (its
+/// scopes' worker-thread statements then count as unscoped); one whose installation failed before it lent any
+/// carrier gives the role up. Install one. A `Subscriber` of your own around it must forward
+/// `on_register_dispatch`, which is how the wrapper learns it is installed (without it, it never lends: scopes
+/// then open a span each).
 pub struct CarryScopes<S> {
     inner: S,
     /// Whether this wrapper lends the carriers (the first one installed in the process).
     lends: AtomicBool,
 }
 
-/// Set once a wrapper lends carriers: their span IDs are its subscriber's, meaningless to any other.
-static LENDER: AtomicBool = AtomicBool::new(false);
-/// The dispatcher of the wrapper that lends carriers, to let go of the spans carriers stood for (a scope may
-/// end where another dispatcher is the default).
-static LENDER_DISPATCH: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch> = std::sync::OnceLock::new();
+/// The dispatcher of the wrapper that lends carriers (carrier span IDs are its registry's, meaningless to any
+/// other), also used to let go of the spans carriers stood for (a scope may end where another dispatcher is the
+/// default). A later wrapper takes the role over only from a lender whose dispatcher is gone without having made
+/// a carrier (one installed with `set_global_default` when another subscriber was already set).
+static LENDER_DISPATCH: Mutex<Option<tracing_core::dispatcher::WeakDispatch>> = Mutex::new(None);
 /// Set with `LENDER_DISPATCH`: a load per loan instead of upgrading the weak dispatcher.
 static LENDER_REGISTERED: AtomicBool = AtomicBool::new(false);
 
@@ -113,7 +117,22 @@ impl<S> CarryScopes<S> {
     }
 }
 
-/// Set once a [`CarryScopes`] exists: scopes then never need a span of their own for sqlx.
+impl<S> Drop for CarryScopes<S> {
+    fn drop(&mut self) {
+        // A lender gone without having made a carrier (its installation failed, or it was installed for a
+        // moment and never lent): the role is free again, and scopes open their spans as before.
+        if self.lends.load(Ordering::Acquire) {
+            let mut lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
+            if RESERVED.load(Ordering::Acquire) == 0 {
+                *lender = None;
+                LENDER_REGISTERED.store(false, Ordering::Relaxed);
+                CARRYING.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Set once a [`CarryScopes`] lends carriers: scopes then never need a span of their own for sqlx.
 static CARRYING: AtomicBool = AtomicBool::new(false);
 
 /// Whether scope carriers are in use (the sqlx layer then leaves scope spans off).
@@ -150,8 +169,10 @@ pub(crate) fn is_carrier(meta: &Metadata<'_>) -> bool {
 struct Carrier {
     /// A registry span, never closed: its ID is reserved for the carrier.
     id: Id,
-    /// The borrowing scope (one, until it ends) and every clone of the carrier's `Span` alive anywhere (and
-    /// every span created inside the scope, see [`InScope`]).
+    /// [`LENT`] while the borrowing scope runs, plus one for every clone of the carrier's `Span` alive anywhere
+    /// (and every span created inside the scope, see [`InScope`]). Zero: in the pool. The scope's hold is a bit
+    /// of its own so that no sequence of clones and closes (even of a raw ID kept from an earlier loan) can take
+    /// it away: the carrier goes back to the pool only once the scope has ended and the count is zero.
     refs: AtomicUsize,
     /// Statements run under the carrier on another thread, waiting for the borrowing scope to end.
     pending: Mutex<Pending>,
@@ -166,6 +187,9 @@ struct Carrier {
     /// Its metadata (null: none), which the carrier wears in `Span::current()`.
     stands_for_meta: AtomicPtr<Metadata<'static>>,
 }
+
+/// The borrowing scope's hold on its carrier, in [`Carrier::refs`].
+const LENT: usize = 1 << (usize::BITS - 1);
 
 /// At most this many carriers exist (as many scopes at once inside sqlx); past it, scopes go without one and
 /// their worker-thread statements count as unscoped.
@@ -319,7 +343,7 @@ fn carrier_of<S: Subscriber + for<'a> LookupSpan<'a>>(inner: &S, frame: &Frame) 
     // The carrier is ours alone until it reaches another thread in a `Span`, through sqlx's channel (which
     // orders these stores before anything that thread reads).
     pending(carrier).ended = false;
-    carrier.refs.store(1, Ordering::Relaxed);
+    carrier.refs.store(LENT, Ordering::Relaxed);
     // Only with the lender's dispatcher at hand, through which the scope's end lets the span go again.
     let current = inner.current_span();
     let registered = LENDER_REGISTERED.load(Ordering::Relaxed);
@@ -455,8 +479,9 @@ fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 fn lender_dispatch() -> Option<tracing_core::Dispatch> {
-    LENDER_DISPATCH
-        .get()
+    let lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
+    lender
+        .as_ref()
         .and_then(tracing_core::dispatcher::WeakDispatch::upgrade)
 }
 
@@ -501,11 +526,11 @@ fn worn_metadata(carrier: &Carrier) -> &'static Metadata<'static> {
 /// to the pool. (The scope holds a reference until it ends and takes its statements, so nothing should wait
 /// here then; if anything does, it counts as unscoped, never for the next borrower.)
 fn release(carrier: &'static Carrier) {
-    // Never below zero: a raw carrier ID cloned while the carrier was in the pool took no reference (see
-    // `clone_span`), and gives none back.
-    let before = carrier
-        .refs
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| refs.checked_sub(1));
+    // Never below zero, never the scope's hold: a raw carrier ID cloned while the carrier was in the pool took
+    // no reference (see `clone_span`), and gives none back.
+    let before = carrier.refs.fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
+        (refs & !LENT > 0).then(|| refs - 1)
+    });
     if before == Ok(1) {
         pending(carrier).record(true);
         free_list().push(carrier);
@@ -532,7 +557,7 @@ pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
     if let (Some((id, _)), Some(dispatch)) = (stood, lender_dispatch()) {
         dispatch.try_close(id);
     }
-    if carrier.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+    if carrier.refs.fetch_and(!LENT, Ordering::AcqRel) == LENT {
         free_list().push(carrier);
     }
 }
@@ -785,14 +810,20 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &tracing_core::Dispatch) {
-        // The first wrapper installed lends the carriers (one built and dropped, or never installed, does not).
-        if !LENDER.swap(true, Ordering::AcqRel) {
-            if LENDER_DISPATCH.set(subscriber.downgrade()).is_ok() {
-                LENDER_REGISTERED.store(true, Ordering::Relaxed);
-            }
+        // The first wrapper turned into a dispatcher lends the carriers (one built and dropped does not), unless
+        // that dispatcher is gone without having made any (its installation failed).
+        let mut lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
+        let vacant = match lender.as_ref() {
+            None => true,
+            Some(weak) => weak.upgrade().is_none() && RESERVED.load(Ordering::Acquire) == 0,
+        };
+        if vacant {
+            *lender = Some(subscriber.downgrade());
+            LENDER_REGISTERED.store(true, Ordering::Relaxed);
             self.lends.store(true, Ordering::Release);
             CARRYING.store(true, Ordering::Release);
         }
+        drop(lender);
         self.inner.on_register_dispatch(subscriber);
     }
 
