@@ -130,10 +130,16 @@ impl Scope {
     #[inline]
     fn span_if_wanted(site: &'static Site) -> Span {
         if site.span_enabled() {
-            Self::open_span(site)
-        } else {
-            Span::none()
+            return Self::open_span(site);
         }
+        // Scope spans wanted for sqlx's worker threads (no carriers): the filters are asked directly, as a
+        // callsite's cached interest may date from when carriers were about to be used (a wrapped subscriber
+        // whose installation failed) and say never.
+        #[cfg(feature = "sqlx")]
+        if crate::sqlx::scope_spans_wanted() && site.span_enabled_now() {
+            return Self::open_span(site);
+        }
+        Span::none()
     }
 
     #[cold]

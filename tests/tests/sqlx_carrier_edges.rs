@@ -274,7 +274,7 @@ fn carriers_hold_at_their_edges() {
     let raw = raw_id().expect("a carrier");
     let clone = tracing::dispatcher::get_default(|dispatch| dispatch.clone_span(&raw));
     let (mine, nested) = closes_a_raw_clone(clone);
-    assert!(mine.is_some());
+    assert_eq!(mine.as_ref(), Some(&raw), "the pool lent that carrier again");
     assert_ne!(mine, nested, "a closed raw clone took the scope's hold on its carrier");
     for _ in 0..3 {
         let (outer, inner) = nested_pair();

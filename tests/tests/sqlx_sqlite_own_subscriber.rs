@@ -30,10 +30,6 @@ fn statements_are_found_through_scope_spans_without_carriers() {
         .with(observe::layer().with_filter(tracing_subscriber::EnvFilter::new("warn")))
         .with(observe::sqlx::layer())
         .init();
-    // A wrapped subscriber that cannot be installed now (what `observe::init()` meets here): it must not stay the
-    // carrier lender, or scopes would stop opening the spans this subscriber finds statements through.
-    let wrapped = observe::sqlx::carry_scopes(tracing_subscriber::registry().with(observe::sqlx::layer()));
-    assert!(tracing::subscriber::set_global_default(wrapped).is_err());
     let path = numbers::path("sqlx-own-subscriber");
     let counts = observe_tests::runtime(2).block_on(async {
         let pool = SqlitePoolOptions::new()
@@ -43,17 +39,23 @@ fn statements_are_found_through_scope_spans_without_carriers() {
             .unwrap();
         numbers::fill(&pool, &[1, 2]).await;
         assert!(observe::sqlx::following_worker_threads());
+        let first = count_rows(&pool).await;
+        // Now a wrapped subscriber that cannot be installed (what `observe::init()` would meet here): while it
+        // was being registered, every callsite's interest was asked again with carriers about to be used (scope
+        // spans: never). Scopes must still open the spans this subscriber finds statements through.
+        let wrapped = observe::sqlx::carry_scopes(tracing_subscriber::registry().with(observe::sqlx::layer()));
+        assert!(tracing::subscriber::set_global_default(wrapped).is_err());
         let (a, b) = tokio::join!(count_rows(&pool), count_rows(&pool));
-        [a, b, count_rows(&pool).await]
+        [first, a, b, count_rows(&pool).await]
     });
     let _ = std::fs::remove_file(&path);
     observe::flush();
     let lines = receiver.lines();
     drop(guard);
-    assert_eq!(counts, [2, 2, 2]);
+    assert_eq!(counts, [2, 2, 2, 2]);
     assert_eq!(observe::sqlx::carriers(), 0, "no carriers without the wrapper");
     assert_eq!(
         observe_tests::distribution(&lines, "observe.scope.queries", "sqlx_sqlite_own_subscriber.count_rows"),
-        [(1.0, 3.0)]
+        [(1.0, 4.0)]
     );
 }

@@ -87,13 +87,17 @@ pub struct CarryScopes<S> {
     inner: S,
     /// Whether this wrapper lends the carriers (the first one installed in the process).
     lends: AtomicBool,
+    /// The generation of its lender role, when it took one.
+    generation: AtomicU64,
 }
 
 /// The dispatcher of the wrapper that lends carriers (carrier span IDs are its registry's, meaningless to any
 /// other), also used to let go of the spans carriers stood for (a scope may end where another dispatcher is the
 /// default). A later wrapper takes the role over only from a lender whose dispatcher is gone without having made
 /// a carrier (one installed with `set_global_default` when another subscriber was already set).
-static LENDER_DISPATCH: Mutex<Option<tracing_core::dispatcher::WeakDispatch>> = Mutex::new(None);
+static LENDER_DISPATCH: Mutex<Option<(u64, tracing_core::dispatcher::WeakDispatch)>> = Mutex::new(None);
+/// Numbers each taking of the lender role: a lender gone for good clears the role only if it still holds it.
+static LENDER_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Set with `LENDER_DISPATCH`: a load per loan instead of upgrading the weak dispatcher.
 static LENDER_REGISTERED: AtomicBool = AtomicBool::new(false);
 
@@ -103,6 +107,7 @@ impl<S> CarryScopes<S> {
         CarryScopes {
             inner,
             lends: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -123,7 +128,10 @@ impl<S> Drop for CarryScopes<S> {
         // moment and never lent): the role is free again, and scopes open their spans as before.
         if self.lends.load(Ordering::Acquire) {
             let mut lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
-            if RESERVED.load(Ordering::Acquire) == 0 {
+            let mine = lender
+                .as_ref()
+                .is_some_and(|(generation, _)| *generation == self.generation.load(Ordering::Relaxed));
+            if mine && RESERVED.load(Ordering::Acquire) == 0 {
                 *lender = None;
                 LENDER_REGISTERED.store(false, Ordering::Relaxed);
                 CARRYING.store(false, Ordering::Release);
@@ -480,9 +488,7 @@ fn pending(carrier: &Carrier) -> std::sync::MutexGuard<'_, Pending> {
 
 fn lender_dispatch() -> Option<tracing_core::Dispatch> {
     let lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
-    lender
-        .as_ref()
-        .and_then(tracing_core::dispatcher::WeakDispatch::upgrade)
+    lender.as_ref().and_then(|(_, weak)| weak.upgrade())
 }
 
 /// A reference of its own to the span `carrier` stands for (with its metadata, read together), taken under the
@@ -815,10 +821,12 @@ where
         let mut lender = LENDER_DISPATCH.lock().unwrap_or_else(|p| p.into_inner());
         let vacant = match lender.as_ref() {
             None => true,
-            Some(weak) => weak.upgrade().is_none() && RESERVED.load(Ordering::Acquire) == 0,
+            Some((_, weak)) => weak.upgrade().is_none() && RESERVED.load(Ordering::Acquire) == 0,
         };
         if vacant {
-            *lender = Some(subscriber.downgrade());
+            let generation = LENDER_GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+            self.generation.store(generation, Ordering::Relaxed);
+            *lender = Some((generation, subscriber.downgrade()));
             LENDER_REGISTERED.store(true, Ordering::Relaxed);
             self.lends.store(true, Ordering::Release);
             CARRYING.store(true, Ordering::Release);
