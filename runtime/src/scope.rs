@@ -132,11 +132,12 @@ impl Scope {
         if site.span_enabled() {
             return Self::open_span(site);
         }
-        // Scope spans wanted for sqlx's worker threads (no carriers): the filters are asked directly, as a
-        // callsite's cached interest may date from when carriers were about to be used (a wrapped subscriber
-        // whose installation failed) and say never.
+        // Scope spans wanted for sqlx's worker threads (no carriers), after a wrapped subscriber's installation
+        // failed: the filters are asked directly, as a callsite's cached interest may date from when carriers
+        // were about to be used and say never.
         #[cfg(feature = "sqlx")]
-        if crate::sqlx::scope_spans_wanted() && site.span_enabled_now() {
+        if crate::sqlx::scope_spans_wanted() && crate::sqlx_carrier::interest_may_be_stale() && site.span_enabled_now()
+        {
             return Self::open_span(site);
         }
         Span::none()

@@ -135,9 +135,20 @@ impl<S> Drop for CarryScopes<S> {
                 *lender = None;
                 LENDER_REGISTERED.store(false, Ordering::Relaxed);
                 CARRYING.store(false, Ordering::Release);
+                // Callsite interests were last asked with carriers about to be used (scope spans: never).
+                INTEREST_MAY_BE_STALE.store(true, Ordering::Release);
             }
         }
     }
+}
+
+/// Set once a lender gave the role up (see `Drop for CarryScopes`): scope spans' cached interest may say never
+/// where the filters now say yes.
+static INTEREST_MAY_BE_STALE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a scope must ask the filters for its span directly rather than trust its callsite's cached interest.
+pub(crate) fn interest_may_be_stale() -> bool {
+    INTEREST_MAY_BE_STALE.load(Ordering::Relaxed)
 }
 
 /// Set once a [`CarryScopes`] lends carriers: scopes then never need a span of their own for sqlx.
