@@ -132,13 +132,15 @@ impl Scope {
         if site.span_enabled() {
             return Self::open_span(site);
         }
-        // Scope spans wanted for sqlx's worker threads (no carriers), after a wrapped subscriber's installation
-        // failed: the filters are asked directly, as a callsite's cached interest may date from when carriers
-        // were about to be used and say never.
+        // A wrapped subscriber gave up lending carriers (its installation failed) after every callsite's interest
+        // was asked with carriers about to be used: scope spans may be cached as never where the filters now
+        // want them. Asked again once, here (outside any subscriber call), by the first scope that meets it.
         #[cfg(feature = "sqlx")]
-        if crate::sqlx::scope_spans_wanted() && crate::sqlx_carrier::interest_may_be_stale() && site.span_enabled_now()
-        {
-            return Self::open_span(site);
+        if crate::sqlx_carrier::take_stale_interest() {
+            tracing_core::callsite::rebuild_interest_cache();
+            if site.span_enabled() {
+                return Self::open_span(site);
+            }
         }
         Span::none()
     }

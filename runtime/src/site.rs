@@ -444,17 +444,6 @@ impl Site {
         }
     }
 
-    /// [`span_enabled`](Site::span_enabled) without the callsite's cached interest: the filters are asked now.
-    #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
-    #[cold]
-    pub(crate) fn span_enabled_now(&'static self) -> bool {
-        if let Some(span_site) = self.span_site {
-            return span_site.span_enabled_now();
-        }
-        *self.meta.level() <= tracing_core::LevelFilter::current()
-            && tracing_core::dispatcher::get_default(|d| d.enabled(&self.meta))
-    }
-
     #[inline]
     pub(crate) fn stats(&self, outcome: Outcome) -> &OutcomeStats {
         self.stats[outcome.index()].get_or_init(|| Box::new(OutcomeStats::new()))

@@ -169,13 +169,6 @@ pub fn following_worker_threads() -> bool {
     WORKER_THREADS.load(Ordering::Acquire)
 }
 
-/// Whether scopes need a span of their own for sqlx's worker threads: worker threads are followed and no scope
-/// carriers are in use.
-#[inline]
-pub(crate) fn scope_spans_wanted() -> bool {
-    following_worker_threads() && !crate::sqlx_carrier::carrying()
-}
-
 /// Marks the spans of observe scopes in the registry.
 struct ScopeSpan;
 

@@ -146,9 +146,10 @@ impl<S> Drop for CarryScopes<S> {
 /// where the filters now say yes.
 static INTEREST_MAY_BE_STALE: AtomicBool = AtomicBool::new(false);
 
-/// Whether a scope must ask the filters for its span directly rather than trust its callsite's cached interest.
-pub(crate) fn interest_may_be_stale() -> bool {
-    INTEREST_MAY_BE_STALE.load(Ordering::Relaxed)
+/// Whether callsite interests must be asked again (once: the flag is taken).
+#[inline]
+pub(crate) fn take_stale_interest() -> bool {
+    INTEREST_MAY_BE_STALE.load(Ordering::Relaxed) && INTEREST_MAY_BE_STALE.swap(false, Ordering::AcqRel)
 }
 
 /// Set once a [`CarryScopes`] lends carriers: scopes then never need a span of their own for sqlx.
