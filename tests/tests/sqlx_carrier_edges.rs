@@ -141,7 +141,7 @@ fn raw_parent_in_scope(raw: Id) {
 fn keeps_a_span() -> Span {
     let span = tracing::info_span!("kept");
     let worker_span = span.clone();
-    std::thread::spawn(move || run_like_the_worker(&worker_span))
+    std::thread::spawn(move || observe_tests::run_like_the_sqlx_worker(&worker_span))
         .join()
         .unwrap();
     span
@@ -167,21 +167,6 @@ fn raw_id() -> Option<Id> {
 fn over_budget() {
     observe::query::record("SELECT 1", Duration::from_micros(10));
     observe::query::record("SELECT 2", Duration::from_micros(10));
-}
-
-/// What sqlx's worker does with a statement: enter the span it was sent with, report the statement.
-fn run_like_the_worker(span: &Span) {
-    let _entered = span.enter();
-    let elapsed = Duration::from_micros(250);
-    tracing::debug!(
-        target: "sqlx::query",
-        summary = "SELECT late",
-        db.statement = "",
-        rows_affected = 0u64,
-        rows_returned = 1u64,
-        ?elapsed,
-        elapsed_secs = elapsed.as_secs_f64(),
-    );
 }
 
 #[test]
@@ -307,7 +292,7 @@ fn carriers_hold_at_their_edges() {
     assert_eq!(captured.scope("keeps_a_span").map(|s| s.queries), Some(1));
     assert_eq!(observe::query::unscoped(), before, "the statement in the scope");
     let worker_span = kept.clone();
-    std::thread::spawn(move || run_like_the_worker(&worker_span))
+    std::thread::spawn(move || observe_tests::run_like_the_sqlx_worker(&worker_span))
         .join()
         .unwrap();
     assert_eq!(

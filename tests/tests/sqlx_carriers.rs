@@ -53,21 +53,6 @@ async fn both(pool: &SqlitePool) -> i64 {
     a + rows[0].get::<i64, _>(0)
 }
 
-/// What sqlx's worker does with a statement: enter the span it was sent with, report the statement.
-fn run_like_the_worker(span: &tracing::Span) {
-    let _entered = span.enter();
-    let elapsed = std::time::Duration::from_micros(250);
-    tracing::debug!(
-        target: "sqlx::query",
-        summary = "SELECT late",
-        db.statement = "",
-        rows_affected = 0u64,
-        rows_returned = 1u64,
-        ?elapsed,
-        elapsed_secs = elapsed.as_secs_f64(),
-    );
-}
-
 /// Takes `Span::current()` (the scope's carrier) and lets another thread run a statement under it: before the
 /// scope ends, or (when `late`) after, by returning the thread and the signal that starts it.
 #[observe(handler)]
@@ -76,7 +61,7 @@ fn lend(late: bool) -> Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHan
     let (go, wait) = std::sync::mpsc::channel::<()>();
     let worker = std::thread::spawn(move || {
         wait.recv().unwrap();
-        run_like_the_worker(&span);
+        observe_tests::run_like_the_sqlx_worker(&span);
     });
     if late {
         return Some((go, worker));
