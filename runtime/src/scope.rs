@@ -134,13 +134,11 @@ impl Scope {
         }
         // A wrapped subscriber gave up lending carriers (its installation failed) after every callsite's interest
         // was asked with carriers about to be used: scope spans may be cached as never where the filters now
-        // want them. Asked again once, here (outside any subscriber call), by the first scope that meets it.
+        // want them. Asked again once, by the first scope that meets it outside any subscriber call.
         #[cfg(feature = "sqlx")]
-        if crate::sqlx_carrier::take_stale_interest() {
-            tracing_core::callsite::rebuild_interest_cache();
-            if site.span_enabled() {
-                return Self::open_span(site);
-            }
+        if crate::sqlx_carrier::stale_interest() && crate::sqlx_carrier::rebuild_stale_interest() && site.span_enabled()
+        {
+            return Self::open_span(site);
         }
         Span::none()
     }

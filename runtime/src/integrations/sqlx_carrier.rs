@@ -146,10 +146,25 @@ impl<S> Drop for CarryScopes<S> {
 /// where the filters now say yes.
 static INTEREST_MAY_BE_STALE: AtomicBool = AtomicBool::new(false);
 
-/// Whether callsite interests must be asked again (once: the flag is taken).
+/// Whether callsite interests may need asking again (see [`rebuild_stale_interest`]).
 #[inline]
-pub(crate) fn take_stale_interest() -> bool {
-    INTEREST_MAY_BE_STALE.load(Ordering::Relaxed) && INTEREST_MAY_BE_STALE.swap(false, Ordering::AcqRel)
+pub(crate) fn stale_interest() -> bool {
+    INTEREST_MAY_BE_STALE.load(Ordering::Relaxed)
+}
+
+/// Asks every callsite's interest again, once, if a lender resigned, and says whether it did. Not from inside a
+/// dispatcher call: there, with scoped dispatchers in use, tracing finds no subscriber and would cache "never"
+/// for every callsite (the flag waits for the next scope outside one).
+#[cold]
+#[inline(never)]
+pub(crate) fn rebuild_stale_interest() -> bool {
+    let inside_a_dispatch =
+        tracing_core::dispatcher::get_default(|current| current.is::<tracing_core::subscriber::NoSubscriber>());
+    if inside_a_dispatch || !INTEREST_MAY_BE_STALE.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    tracing_core::callsite::rebuild_interest_cache();
+    true
 }
 
 /// Set once a [`CarryScopes`] lends carriers: scopes then never need a span of their own for sqlx.
@@ -1099,5 +1114,40 @@ where
         }
         // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.downcast_raw(id) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use tracing_subscriber::layer::{Context, Layer};
+    use tracing_subscriber::prelude::*;
+
+    use super::{rebuild_stale_interest, stale_interest, INTEREST_MAY_BE_STALE};
+
+    /// Tries the rebuild from inside an event's dispatch.
+    struct RebuildsOnEvent(Arc<AtomicBool>);
+
+    impl<S: tracing_core::Subscriber> Layer<S> for RebuildsOnEvent {
+        fn on_event(&self, _: &tracing_core::Event<'_>, _: Context<'_, S>) {
+            self.0.store(rebuild_stale_interest(), Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn stale_interest_is_asked_again_once_and_never_inside_a_dispatch() {
+        INTEREST_MAY_BE_STALE.store(true, Ordering::SeqCst);
+        let rebuilt_inside = Arc::new(AtomicBool::new(true));
+        let subscriber = tracing_subscriber::registry().with(RebuildsOnEvent(rebuilt_inside.clone()));
+        tracing::subscriber::with_default(subscriber, || tracing::info!("an event"));
+        assert!(!rebuilt_inside.load(Ordering::SeqCst), "rebuilt inside a dispatch");
+        assert!(stale_interest(), "the flag waits for a scope outside any dispatch");
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            assert!(rebuild_stale_interest());
+            assert!(!rebuild_stale_interest(), "once");
+        });
+        assert!(!stale_interest());
     }
 }
