@@ -28,8 +28,8 @@
 //! carrier the first time anything asks for the current span in it or creates a span in it (sqlx does so for
 //! every statement; so does `.in_current_span()`, `#[instrument]` or a layer asking for `Span::current()`):
 //! a lock on a small pool, once per scope. sqlx's steps of a statement (sending it, entering it on the worker,
-//! polling its rows) then cost a table lookup and a thread-local push each instead of a trip through the
-//! registry and its filters. Spans that are not carriers pay one lookup more (usually one load) when entered,
+//! polling its rows) then cost a table lookup each (and, on the worker, a thread-local push) instead of a trip
+//! through the registry and its filters. Spans that are not carriers pay one lookup more (usually one load) when entered,
 //! left, cloned or closed. Without carriers every scope opens a span (about 100 ns per
 //! call, and more in sqlx, which enters it around every step: `BENCHMARKS.md` measures both). Without the
 //! `sqlx` feature nothing changes.
