@@ -828,6 +828,32 @@ where
         extensions.get::<InScope>().map(|tag| tag.0)
     }
 
+    /// `enter` for a span that is not a carrier. Out of line, so that a carrier's enter (sqlx's row streams
+    /// enter theirs on every poll) saves the registers this path needs.
+    #[inline(never)]
+    fn enter_span(&self, span: &Id) {
+        self.inner.enter(span);
+        // A span created inside a scope, entered where no scope is (sqlx's worker running a statement sent
+        // inside it): its scope's carrier counts as entered here too.
+        if self.lends.load(Ordering::Relaxed)
+            && CREATED.load(Ordering::Relaxed) > 0
+            && crate::scope::with_innermost_scope(|_| ()).is_none()
+        {
+            if let Some(carrier) = self.carrier_held_by(span) {
+                push_entered(carrier, span.into_u64());
+            }
+        }
+    }
+
+    /// `exit` for a span that is not a carrier (out of line, as [`Self::enter_span`]).
+    #[inline(never)]
+    fn exit_span(&self, span: &Id) {
+        self.inner.exit(span);
+        if any_entered() {
+            pop_entered(span.into_u64(), true);
+        }
+    }
+
     /// Whether span `id` was created inside the scope of `frame`.
     fn created_in(&self, id: &Id, frame: &Frame) -> bool {
         self.inner.span(id).is_some_and(|span| {
@@ -1011,19 +1037,7 @@ where
                     push_entered(carrier, span.into_u64());
                 }
             }
-            None => {
-                self.inner.enter(span);
-                // A span created inside a scope, entered where no scope is (sqlx's worker running a statement
-                // sent inside it): its scope's carrier counts as entered here too.
-                if self.lends.load(Ordering::Relaxed)
-                    && CREATED.load(Ordering::Relaxed) > 0
-                    && crate::scope::with_innermost_scope(|_| ()).is_none()
-                {
-                    if let Some(carrier) = self.carrier_held_by(span) {
-                        push_entered(carrier, span.into_u64());
-                    }
-                }
-            }
+            None => self.enter_span(span),
         }
     }
 
@@ -1035,12 +1049,7 @@ where
                     pop_entered(span.into_u64(), !crate::scope::in_scope());
                 }
             }
-            None => {
-                self.inner.exit(span);
-                if any_entered() {
-                    pop_entered(span.into_u64(), true);
-                }
-            }
+            None => self.exit_span(span),
         }
     }
 
