@@ -49,7 +49,7 @@ fn mark_sqlx_thread() {
 }
 
 /// Whether this thread runs a sqlx connection traced here: its `sqlx::query` events are then already counted.
-#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+#[cfg_attr(not(feature = "sqlx-sqlite"), allow(dead_code))]
 pub(crate) fn sqlx_thread_traced() -> bool {
     SQLX_TRACED.try_with(Cell::get).unwrap_or(false)
 }
