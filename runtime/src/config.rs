@@ -28,7 +28,7 @@ const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// | [`statsd_addr`](Config::statsd_addr) | `OBSERVE_STATSD_ADDR` (`host:port` or `unix:///path`), else `DD_DOGSTATSD_SOCKET`, else `DD_AGENT_HOST` + `DD_DOGSTATSD_PORT` | `127.0.0.1:8125` |
 /// | [`flavor`](Config::flavor) | `OBSERVE_STATSD_FLAVOR` = `dogstatsd` \| `statsd` | `dogstatsd` |
 /// | [`prefix`](Config::prefix) | `OBSERVE_METRIC_PREFIX` | `observe` |
-/// | [`tag`](Config::tag) | `DD_SERVICE`, `DD_ENV`, `DD_VERSION` become `service`, `env`, `version` | none |
+/// | [`tag`](Config::tag) (DogStatsD only) | `DD_SERVICE`, `DD_ENV`, `DD_VERSION` become `service`, `env`, `version` | none |
 /// | [`flush_interval`](Config::flush_interval) | | 5 s |
 /// | [`max_queries`](Config::max_queries) | | no budget |
 /// | [`n_plus_one_threshold`](Config::n_plus_one_threshold) | | 5 |
@@ -272,7 +272,11 @@ impl Config {
 
     /// Whether [`init`](Config::init) installs the global tracing subscriber (with the `RUST_LOG` filter and
     /// observe's log format) and forwards `log` records. Turn it off when you build your own subscriber with
-    /// [`layer()`](crate::layer); metrics work either way.
+    /// [`layer()`](crate::layer); scope metrics work either way. Without it, add what the subscriber would have
+    /// had yourself: `observe::sqlx::layer()` (and `observe::sqlx::carry_scopes` around it) for sqlx's query
+    /// metrics; and [`log_format`](Config::log_format), [`log_filter`](Config::log_filter) and
+    /// [`log_writer`](Config::log_writer) no longer apply (`layer()` reads `OBSERVE_LOG` and writes to standard
+    /// output).
     ///
     /// ```
     /// let config = observe::Config::default().install_subscriber(false);

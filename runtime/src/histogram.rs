@@ -1,8 +1,8 @@
 //! A fixed-size, lock-free, log-linear histogram.
 //!
 //! Recording is one `fetch_add` on an atomic bucket: no allocation, no lock. Values below 32 are exact; above,
-//! each power of two is split in 16 buckets, so a bucket's midpoint is within 1.6% of any value in it (about the
-//! precision of Datadog's own sketches). The flusher drains the buckets and sends one value per non-empty
+//! each power of two is split in 16 buckets, so a bucket's midpoint is within 1/32 (about 3%) of any value in
+//! it. The flusher drains the buckets and sends one value per non-empty
 //! bucket, weighted by its count with the StatsD sample rate (`value|d|@0.02` stands for 50 samples).
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -30,12 +30,19 @@
 //! }
 //! ```
 //!
-//! What is sent, at most every few seconds (names under a configurable prefix, default `observe`):
+//! What is sent, at most every few seconds (names under a configurable prefix, default `observe`; every
+//! `observe.scope.*` metric is tagged `kind`, `scope`, `outcome` and, with DogStatsD, the global tags):
 //!
-//! | metric | type | tags |
+//! | metric | type | what |
 //! | --- | --- | --- |
-//! | `observe.scope.calls` | count | `kind`, `scope`, `outcome`, global tags |
-//! | `observe.scope.duration` | distribution, milliseconds | `kind`, `scope`, `outcome`, global tags |
+//! | `observe.scope.calls` | count | executions |
+//! | `observe.scope.duration` | distribution (ms) | how long each execution took |
+//! | `observe.scope.queries` | distribution | database queries per execution (zeros included), see [`query`] |
+//! | `observe.scope.query_time` | distribution (ms) | time in queries per execution |
+//! | `observe.scope.n_plus_one` | count | N+1 patterns found |
+//! | `observe.scope.over_budget` | count | executions over their query budget (`max_queries`) |
+//! | `observe.scope.http_calls` / `http_time` | distribution | outgoing HTTP calls per execution and their time (once the process made one) |
+//! | `observe.unscoped.queries` / `query_time` | count / distribution | queries run outside any scope |
 //!
 //! Trace IDs, arguments and user input never become tags. Configuration: [`Config`].
 #![deny(missing_docs)]
@@ -92,7 +99,22 @@ pub use site::{sites, Kind, Outcome, Site};
 pub use trace_id::{ParseTraceIdError, TraceId};
 pub use w3c::{trace_id_from_request_id, valid_request_id, SpanId, TraceParent, MAX_REQUEST_ID_LEN};
 
-/// Observes every call of a function as a scope. See the crate documentation.
+/// Observes every call of a function as a scope (see the crate documentation for what a scope gives you).
+///
+/// | argument | meaning | default |
+/// | --- | --- | --- |
+/// | `handler` \| `task` \| `command` | the scope's kind (the `kind` tag) | `function` |
+/// | `name = "orders.get"` | the scope's name (the `scope` tag) | the function's path, `module_path!()` + name |
+/// | `level = "info"` | level of the scope's `tracing` span | `"debug"` |
+/// | `fields(id, customer)` | arguments recorded on the span (with `Debug`) | none: arguments are never recorded unless named |
+/// | `max_queries = 20` | the query budget of one execution | [`Config::max_queries`], else none |
+/// | `carrier = expr` | resume the trace a job carries (a [`Carrier`], an `Option` of one, or its text) | a new trace |
+/// | `crate = path` | where the runtime is, if you renamed or re-exported it | `::observe` |
+///
+/// It goes on sync and `async fn`s, methods, trait impl methods, `fn main` and `#[tokio::main]`; on an inline
+/// `mod` or `impl` block it observes every function inside ([`skip`] leaves one out). The outcome is `error`
+/// when the function returns `Err(..)`, `panic` when it panics, `cancelled` when its future is dropped before
+/// completing, `ok` otherwise. Bad arguments are compile errors at the offending token.
 ///
 /// ```
 /// #[observe::observe(handler, name = "orders.get")]

@@ -5,7 +5,7 @@
 //!
 //! - `pretty` (the default): `2026-11-24T23:41:15.123456Z  INFO trace_id=4bf9…4736 shop::orders: loaded order id=7`
 //! - `json`: one object a line, `trace_id` a top-level field:
-//!   `{"timestamp":"…","level":"INFO","target":"shop::orders","trace_id":"4bf9…4736","scope":"shop::orders::get_order","message":"loaded order","id":7}`
+//!   `{"timestamp":"…","level":"INFO","target":"shop::orders","trace_id":"4bf9…4736","scope":"shop::orders::get_order","id":7,"message":"loaded order"}`
 //!
 //! Events outside any scope simply have no trace ID. `log` records are forwarded by [`init`](crate::init) and
 //! formatted the same way.
