@@ -587,8 +587,11 @@ pub(crate) fn end_loan(frame: &Frame, pointer: *const ()) {
     // closed ID); the carrier wears its own metadata again.
     carrier.stands_for_meta.store(std::ptr::null_mut(), Ordering::Relaxed);
     let stood = stands_for(carrier).take();
-    if let (Some((id, _)), Some(dispatch)) = (stood, lender_dispatch()) {
-        dispatch.try_close(id);
+    // The lender's dispatcher (a lock and an upgrade) only when there is a span to let go.
+    if let Some((id, _)) = stood {
+        if let Some(dispatch) = lender_dispatch() {
+            dispatch.try_close(id);
+        }
     }
     if carrier.refs.fetch_and(!LENT, Ordering::AcqRel) == LENT {
         free_list().push(carrier);
