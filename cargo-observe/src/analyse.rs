@@ -714,7 +714,11 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
             }
         };
         let short = attribute(false, "observe");
-        let help = format!("add `{short}` (use observe::observe;)");
+        let help = if summary.imports_observe {
+            format!("add `{short}`")
+        } else {
+            format!("add `{short}` (use observe::observe;)")
+        };
         let (fix, no_fix) = match dep {
             None => (
                 None,
@@ -832,6 +836,9 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
         .findings
         .sort_by(|a, b| (&a.rel, a.pos, a.code).cmp(&(&b.rel, b.pos, b.code)));
     let mut unanalysed = linker.unanalysed;
+    // What could not be analysed in an ignored file is not listed either (it has no item path, so only file
+    // patterns can cover it).
+    unanalysed.retain(|item| !workspace.config.ignores_file(&item.rel));
     unanalysed.sort();
     unanalysed.dedup();
     analysis.unanalysed = unanalysed;
@@ -876,7 +883,7 @@ fn display_path(crate_name: &str, path: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::load::SourceFile;
-    use crate::workspace::{Config, Package, Target};
+    use crate::workspace::{Config, Package, Pattern, Target};
     use std::path::PathBuf;
 
     /// A workspace of one library crate made of the given files (the first is the root; `mod` declarations
@@ -1124,6 +1131,39 @@ mod tests {
                 import: Some("use observe::observe;".to_owned())
             })
         );
+    }
+
+    #[test]
+    fn the_help_names_the_import_only_when_the_file_lacks_it() {
+        let without = lint(&[("main", "fn main() {}")], Config::default());
+        assert_eq!(
+            without.findings[0].help,
+            "add `#[observe(command)]` (use observe::observe;)"
+        );
+        let with = lint(&[("main", "use observe::observe; fn main() {}")], Config::default());
+        assert_eq!(with.findings[0].help, "add `#[observe(command)]`");
+    }
+
+    #[test]
+    fn what_cannot_be_analysed_in_an_ignored_file_is_not_listed() {
+        let sources = [(
+            "main",
+            "use axum::routing::*; fn main() { let _ = Router::new().route(\"/y\", get(|| async {})); }",
+        )];
+        let listed = lint(&sources, Config::default());
+        assert_eq!(listed.unanalysed.len(), 1, "{:?}", listed.unanalysed);
+        let config = Config {
+            ignore: vec![Pattern::new("src/main.rs")],
+            ..Config::default()
+        };
+        let ignored = lint(&sources, config);
+        assert!(ignored.unanalysed.is_empty(), "{:?}", ignored.unanalysed);
+        // An item pattern names no file: what has no item path stays listed.
+        let config = Config {
+            ignore: vec![Pattern::new("crate::main")],
+            ..Config::default()
+        };
+        assert_eq!(lint(&sources, config).unanalysed.len(), 1);
     }
 
     #[test]

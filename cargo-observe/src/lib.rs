@@ -47,8 +47,9 @@ Configuration, in the workspace's root Cargo.toml:
 Exit status: 0 (nothing at level deny), 1 (a finding at level deny), 2 (the lint could not run).
 
 top listens for StatsD / DogStatsD packets (default 127.0.0.1:8125, where observe sends by default) and redraws
-the table every --interval seconds (default 2); --for stops after that many seconds and prints the table once
-(for scripts). Stop it with Ctrl-C.
+the table every --interval seconds (default 2; into a pipe or file, each table follows the last); --for stops
+after that many seconds and prints the table once (for scripts). Stop it with Ctrl-C. Exit status 2 when it
+cannot listen (an agent already there: use --addr).
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,12 +76,18 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     }
     match args.next() {
         Some("lint") => {}
-        Some("top") => return top::parse(args).map(Command::Top),
+        Some("top") => {
+            let rest: Vec<&str> = args.collect();
+            if rest.iter().any(|arg| matches!(*arg, "-h" | "--help")) {
+                return Ok(Command::Help);
+            }
+            return top::parse(rest.into_iter()).map(Command::Top);
+        }
         Some("-h" | "--help" | "help") | None => return Ok(Command::Help),
         Some("-V" | "--version") => return Ok(Command::Version),
         Some(other) => {
             return Err(format!(
-                "unknown command `{other}` (the command is `cargo observe lint`)"
+                "unknown command `{other}` (the commands are `cargo observe lint` and `cargo observe top`)"
             ))
         }
     }
@@ -256,6 +263,8 @@ mod tests {
             }))
         );
         assert_eq!(parse_args(&args("observe")), Ok(Command::Help));
+        assert_eq!(parse_args(&args("observe top --help")), Ok(Command::Help));
+        assert_eq!(parse_args(&args("top --addr 127.0.0.1:9 -h")), Ok(Command::Help));
         assert!(parse_args(&args("lint --colour")).is_err());
         assert!(parse_args(&args("check")).is_err());
         assert!(parse_args(&args("lint --message-format")).is_err());

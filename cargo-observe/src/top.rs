@@ -52,6 +52,16 @@ pub fn parse<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<TopOptions, 
 
 /// Runs `top`; returns the exit status.
 pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    run_tables(options, stdout, stderr, None)
+}
+
+/// [`run`], stopping after `rounds` intervals when given (for tests: without `--for`, `top` runs until killed).
+fn run_tables(
+    options: &TopOptions,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    rounds_at_most: Option<usize>,
+) -> i32 {
     let receiver = match observe_view::Receiver::bind(&options.addr) {
         Ok(receiver) => receiver,
         Err(err) => {
@@ -65,6 +75,7 @@ pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write)
     };
     let live = options.duration.is_none() && std::io::stdout().is_terminal();
     let started = Instant::now();
+    let mut rounds = 0;
     loop {
         let wait = match options.duration {
             Some(total) => total.saturating_sub(started.elapsed()).min(options.interval),
@@ -77,7 +88,8 @@ pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write)
             // Clear the screen and go home, then draw.
             let _ = write!(stdout, "\x1b[2J\x1b[H");
         }
-        if live || done {
+        // Into a pipe or a file, without `--for`: each table after the last (nothing to clear).
+        if options.duration.is_none() || done {
             let _ = writeln!(
                 stdout,
                 "observe top: listening on {} ({} metric lines, {} ignored), {:.0} s",
@@ -89,7 +101,8 @@ pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write)
             let _ = write!(stdout, "{}", view.render());
             let _ = stdout.flush();
         }
-        if done {
+        rounds += 1;
+        if done || rounds_at_most.is_some_and(|most| rounds >= most) {
             return 0;
         }
     }
@@ -108,5 +121,20 @@ mod tests {
         assert!(parse(["--interval", "soon"].into_iter()).is_err());
         assert!(parse(["--interval", "-1"].into_iter()).is_err());
         assert!(parse(["--bogus"].into_iter()).is_err());
+    }
+
+    /// Into a pipe (a test's output is not a terminal) and without `--for`, every interval prints a table.
+    #[test]
+    fn tables_follow_each_other_into_a_pipe() {
+        let options = TopOptions {
+            addr: "127.0.0.1:0".to_owned(),
+            interval: Duration::from_millis(20),
+            duration: None,
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(run_tables(&options, &mut out, &mut err, Some(2)), 0);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.matches("observe top: listening on").count(), 2, "{out}");
+        assert!(!out.contains('\x1b'), "no screen clearing into a pipe: {out:?}");
     }
 }

@@ -159,6 +159,11 @@ impl Config {
     pub fn ignores(&self, crate_name: &str, path: &[String], rel: &str) -> bool {
         self.ignore.iter().any(|p| p.matches(crate_name, path, rel))
     }
+
+    /// Whether the whole file `rel` (relative to the workspace root) is ignored by a file pattern.
+    pub fn ignores_file(&self, rel: &str) -> bool {
+        self.ignore.iter().any(|p| p.file && p.matches("", &[], rel))
+    }
 }
 
 impl Default for Config {
