@@ -65,6 +65,9 @@ pub struct Unanalysed {
     pub rel: String,
     pub pos: Option<Pos>,
     pub what: String,
+    /// Whether it is code of `rel` itself (an `ignore` file pattern for `rel` then drops it); a module whose file
+    /// is missing is not: it is declared in `rel` and its code is elsewhere.
+    pub in_file: bool,
 }
 
 #[derive(Debug, Default)]
@@ -284,6 +287,7 @@ impl Linker<'_> {
                     rel: source.rel.clone(),
                     pos: Some(decl.pos),
                     what: format!("module `{}` (its file was not found)", decl.name),
+                    in_file: false,
                 }),
             }
         }
@@ -525,6 +529,7 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
                 rel: file.rel.clone(),
                 pos: err.pos,
                 what: format!("could not analyse {at}: {}", err.message),
+                in_file: true,
             });
         }
     }
@@ -607,6 +612,7 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
                         rel: rel.clone(),
                         pos: Some(reference.pos),
                         what: what.clone(),
+                        in_file: true,
                     }),
                     RefTarget::Path(path) => match linker.resolve(c, m, path, reference.self_ty.as_deref(), 0) {
                         Res::Fn(fc, f) => classify(fc, f, kind, format!("{verb} at {at}")),
@@ -614,16 +620,19 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
                             rel: rel.clone(),
                             pos: Some(reference.pos),
                             what: format!("{} `{}` (not a function of the workspace)", kind.name(), path.text()),
+                            in_file: true,
                         }),
                         Res::Ambiguous => linker.unanalysed.push(Unanalysed {
                             rel: rel.clone(),
                             pos: Some(reference.pos),
                             what: format!("{} `{}` (several methods of that name)", kind.name(), path.text()),
+                            in_file: true,
                         }),
                         _ => linker.unanalysed.push(Unanalysed {
                             rel: rel.clone(),
                             pos: Some(reference.pos),
                             what: format!("{} `{}` (not found)", kind.name(), path.text()),
+                            in_file: true,
                         }),
                     },
                 }
@@ -713,11 +722,17 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
                 format!("#[observe{args}]")
             }
         };
-        let short = attribute(false, "observe");
-        let help = if summary.imports_observe {
-            format!("add `{short}`")
+        // Qualified where a bare `observe` would not resolve: a renamed dependency, an inline module (the file's
+        // import does not reach it), a file where the name is taken.
+        let qualified =
+            |name: &str| name != "observe" || krate.modules[fn_entry.module].inline || summary.observe_name_taken;
+        let dep_name = dep.map_or("observe", |dep| dep.name.as_str());
+        let help = if qualified(dep_name) {
+            format!("add `{}`", attribute(true, dep_name))
+        } else if summary.imports_observe {
+            format!("add `{}`", attribute(false, "observe"))
         } else {
-            format!("add `{short}` (use observe::observe;)")
+            format!("add `{}` (use observe::observe;)", attribute(false, "observe"))
         };
         let (fix, no_fix) = match dep {
             None => (
@@ -728,8 +743,7 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
                 )),
             ),
             Some(ObserveDep { name, .. }) => {
-                let qualified =
-                    name != "observe" || krate.modules[fn_entry.module].inline || summary.observe_name_taken;
+                let qualified = qualified(name);
                 let import = (!qualified && !summary.imports_observe).then(|| "use observe::observe;".to_owned());
                 (
                     Some(Fix::Attribute {
@@ -837,8 +851,8 @@ pub fn analyse(workspace: &Workspace, sources: &Sources) -> Analysis {
         .sort_by(|a, b| (&a.rel, a.pos, a.code).cmp(&(&b.rel, b.pos, b.code)));
     let mut unanalysed = linker.unanalysed;
     // What could not be analysed in an ignored file is not listed either (it has no item path, so only file
-    // patterns can cover it).
-    unanalysed.retain(|item| !workspace.config.ignores_file(&item.rel));
+    // patterns can cover it); a missing module is not the declaring file's code, and stays.
+    unanalysed.retain(|item| !(item.in_file && workspace.config.ignores_file(&item.rel)));
     unanalysed.sort();
     unanalysed.dedup();
     analysis.unanalysed = unanalysed;
@@ -857,6 +871,7 @@ fn sources_opaque(sources: &Sources, krate: &Crate) -> Vec<Unanalysed> {
                 rel: sources.files[instance.file].rel.clone(),
                 pos: Some(opaque.pos),
                 what: opaque.what.clone(),
+                in_file: true,
             });
         }
     }
@@ -1142,6 +1157,16 @@ mod tests {
         );
         let with = lint(&[("main", "use observe::observe; fn main() {}")], Config::default());
         assert_eq!(with.findings[0].help, "add `#[observe(command)]`");
+        // In an inline module the file's import does not reach: the attribute is qualified, as `--fix` writes it.
+        let inline = lint(
+            &[(
+                "main",
+                "use observe::observe; mod jobs { pub fn nightly() {} } fn main() { tokio::spawn(jobs::nightly()); }",
+            )],
+            Config::default(),
+        );
+        let help: Vec<&str> = inline.findings.iter().map(|f| f.help.as_str()).collect();
+        assert!(help.contains(&"add `#[observe::observe(task)]`"), "{help:?}");
     }
 
     #[test]
@@ -1164,6 +1189,14 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(lint(&sources, config).unanalysed.len(), 1);
+        // A missing module's file is not the declaring file's code: ignoring the declaring file keeps it.
+        let config = Config {
+            ignore: vec![Pattern::new("src/main.rs")],
+            ..Config::default()
+        };
+        let missing = lint(&[("main", "mod gone; fn main() {}")], config);
+        let what: Vec<&str> = missing.unanalysed.iter().map(|u| u.what.as_str()).collect();
+        assert_eq!(what, ["module `gone` (its file was not found)"]);
     }
 
     #[test]

@@ -52,12 +52,15 @@ pub fn parse<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<TopOptions, 
 
 /// Runs `top`; returns the exit status.
 pub fn run(options: &TopOptions, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
-    run_tables(options, stdout, stderr, None)
+    let terminal = std::io::stdout().is_terminal();
+    run_tables(options, terminal, stdout, stderr, None)
 }
 
-/// [`run`], stopping after `rounds` intervals when given (for tests: without `--for`, `top` runs until killed).
+/// [`run`], with whether `stdout` is a terminal (redrawn in place) said by the caller, and stopping after
+/// `rounds_at_most` intervals when given (for tests: without `--for`, `top` runs until killed or its output closes).
 fn run_tables(
     options: &TopOptions,
+    terminal: bool,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
     rounds_at_most: Option<usize>,
@@ -73,7 +76,7 @@ fn run_tables(
             return 2;
         }
     };
-    let live = options.duration.is_none() && std::io::stdout().is_terminal();
+    let live = options.duration.is_none() && terminal;
     let started = Instant::now();
     let mut rounds = 0;
     loop {
@@ -84,22 +87,29 @@ fn run_tables(
         std::thread::sleep(wait);
         let view = receiver.view();
         let done = options.duration.is_some_and(|total| started.elapsed() >= total);
-        if live {
-            // Clear the screen and go home, then draw.
-            let _ = write!(stdout, "\x1b[2J\x1b[H");
-        }
-        // Into a pipe or a file, without `--for`: each table after the last (nothing to clear).
+        // On a terminal: clear the screen and go home, then draw. Into a pipe or a file, without `--for`: each
+        // table after the last.
+        let clear = if live { "\x1b[2J\x1b[H" } else { "" };
         if options.duration.is_none() || done {
-            let _ = writeln!(
+            let written = write!(
                 stdout,
-                "observe top: listening on {} ({} metric lines, {} ignored), {:.0} s",
+                "{clear}observe top: listening on {} ({} metric lines, {} ignored), {:.0} s\n{}",
                 receiver.addr(),
                 view.lines,
                 view.ignored,
-                started.elapsed().as_secs_f64()
-            );
-            let _ = write!(stdout, "{}", view.render());
-            let _ = stdout.flush();
+                started.elapsed().as_secs_f64(),
+                view.render()
+            )
+            .and_then(|()| stdout.flush());
+            match written {
+                Ok(()) => {}
+                // The reader went away (`top | head`): done.
+                Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return 0,
+                Err(err) => {
+                    let _ = writeln!(stderr, "error: cannot write the table: {err}");
+                    return 1;
+                }
+            }
         }
         rounds += 1;
         if done || rounds_at_most.is_some_and(|most| rounds >= most) {
@@ -132,9 +142,35 @@ mod tests {
             duration: None,
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(run_tables(&options, &mut out, &mut err, Some(2)), 0);
+        assert_eq!(run_tables(&options, false, &mut out, &mut err, Some(2)), 0);
         let out = String::from_utf8(out).unwrap();
         assert_eq!(out.matches("observe top: listening on").count(), 2, "{out}");
         assert!(!out.contains('\x1b'), "no screen clearing into a pipe: {out:?}");
+    }
+
+    /// A reader that goes away (`top | head`) ends `top`, which would otherwise write into nothing forever.
+    #[test]
+    fn a_closed_pipe_ends_top() {
+        /// Counts the writes tried.
+        struct Closed(usize);
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let options = TopOptions {
+            addr: "127.0.0.1:0".to_owned(),
+            interval: Duration::from_millis(10),
+            duration: None,
+        };
+        let (mut closed, mut err) = (Closed(0), Vec::new());
+        // Bounded in the test (50 rounds), so that without the fix it fails instead of hanging.
+        assert_eq!(run_tables(&options, false, &mut closed, &mut err, Some(50)), 0);
+        assert_eq!(closed.0, 1, "top went on writing after its reader went away");
+        assert!(err.is_empty());
     }
 }

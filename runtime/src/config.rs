@@ -272,9 +272,9 @@ impl Config {
 
     /// Whether [`init`](Config::init) installs the global tracing subscriber (with the `RUST_LOG` filter and
     /// observe's log format) and forwards `log` records. Turn it off when you build your own subscriber with
-    /// [`layer()`](crate::layer); scope metrics work either way. Without it, add what the subscriber would have
-    /// had yourself: `observe::sqlx::layer()` (and `observe::sqlx::carry_scopes` around it) for sqlx's query
-    /// metrics; and [`log_format`](Config::log_format), [`log_filter`](Config::log_filter) and
+    /// [`layer()`](crate::layer); scope metrics work either way. Without it, add what the subscriber would
+    /// have had yourself: `observe::sqlx::layer()` (and `observe::sqlx::carry_scopes` around your subscriber)
+    /// for sqlx's query metrics; and [`log_format`](Config::log_format), [`log_filter`](Config::log_filter) and
     /// [`log_writer`](Config::log_writer) no longer apply (`layer()` reads `OBSERVE_LOG` and writes to standard
     /// output).
     ///

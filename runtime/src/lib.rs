@@ -30,8 +30,9 @@
 //! }
 //! ```
 //!
-//! What is sent, at most every few seconds (names under a configurable prefix, default `observe`; every
-//! `observe.scope.*` metric is tagged `kind`, `scope`, `outcome` and, with DogStatsD, the global tags):
+//! What is sent, at most every few seconds (names under a configurable prefix, default `observe`; with
+//! DogStatsD every `observe.scope.*` metric is tagged `kind`, `scope`, `outcome` and the global tags, with plain
+//! StatsD, which has no tags, `kind`, `scope` and `outcome` go into the name):
 //!
 //! | metric | type | what |
 //! | --- | --- | --- |
