@@ -161,7 +161,8 @@ impl Config {
 
     /// Where metrics go: `host:port` for UDP, or `unix:///path/to/socket` for a Unix datagram socket (the
     /// Datadog agent's `dsd.socket`). An address that does not parse makes [`init`](Config::init) fail; one
-    /// that does not resolve yet is retried at every flush (metrics meanwhile are counted as dropped).
+    /// that does not resolve yet is looked up again at most once a second (metrics meanwhile are counted as
+    /// dropped).
     ///
     /// ```
     /// let config = observe::Config::default().statsd_addr("127.0.0.1:9125");

@@ -11,6 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cadence::prelude::*;
 use cadence::{MetricSink, StatsdClient};
@@ -51,7 +52,8 @@ impl Flavor {
 /// Where metrics go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Destination {
-    /// `host:port`, resolved when the emitter starts and again at each flush until it resolves.
+    /// `host:port`, resolved when the emitter starts and, until it resolves, again at most once a second (the
+    /// lines sent meanwhile are dropped and counted).
     Udp(String),
     /// A Unix datagram socket, such as the Datadog agent's `/var/run/datadog/dsd.socket`.
     #[cfg(unix)]
@@ -114,11 +116,19 @@ pub fn diagnostics() -> Diagnostics {
     }
 }
 
+/// How long an address that did not resolve is left alone before it is looked up again: a lookup can take
+/// seconds, and one per packet would hold up a whole flush (and `observe::flush()`) that long.
+const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+
 enum Transport {
     Udp {
         socket: UdpSocket,
         host: String,
         addr: Option<SocketAddr>,
+        /// When `host` was last looked up without success.
+        failed_at: Option<Instant>,
+        /// Lookups made (for the tests).
+        lookups: u32,
     },
     #[cfg(unix)]
     Unix { socket: UnixDatagram, path: PathBuf },
@@ -129,16 +139,12 @@ impl Transport {
         match destination {
             Destination::Udp(host) => {
                 let addr = resolve(host);
-                let bind: SocketAddr = match addr {
-                    Some(SocketAddr::V6(_)) => "[::]:0".parse().expect("valid literal"),
-                    _ => "0.0.0.0:0".parse().expect("valid literal"),
-                };
-                let socket = UdpSocket::bind(bind)?;
-                socket.set_nonblocking(true)?;
                 Ok(Transport::Udp {
-                    socket,
+                    socket: udp_socket_for(addr)?,
                     host: host.clone(),
                     addr,
+                    failed_at: addr.is_none().then(Instant::now),
+                    lookups: 1,
                 })
             }
             #[cfg(unix)]
@@ -163,9 +169,36 @@ impl Transport {
 
     fn send(&mut self, packet: &[u8]) -> io::Result<usize> {
         match self {
-            Transport::Udp { socket, host, addr } => {
-                if addr.is_none() {
-                    *addr = resolve(host);
+            Transport::Udp {
+                socket,
+                host,
+                addr,
+                failed_at,
+                lookups,
+            } => {
+                if addr.is_none() && failed_at.is_none_or(|at| at.elapsed() >= RESOLVE_RETRY) {
+                    *lookups += 1;
+                    match resolve(host) {
+                        Some(found) => {
+                            // Bound for the other family (the host did not resolve at start, and now gives an
+                            // IPv6 address): a socket of the right one.
+                            if socket
+                                .local_addr()
+                                .is_ok_and(|bound| bound.is_ipv6() != found.is_ipv6())
+                            {
+                                match udp_socket_for(Some(found)) {
+                                    Ok(other) => *socket = other,
+                                    Err(err) => {
+                                        *failed_at = Some(Instant::now());
+                                        return Err(err);
+                                    }
+                                }
+                            }
+                            *addr = Some(found);
+                            *failed_at = None;
+                        }
+                        None => *failed_at = Some(Instant::now()),
+                    }
                 }
                 match addr {
                     Some(addr) => socket.send_to(packet, *addr),
@@ -183,6 +216,17 @@ impl Transport {
 
 fn resolve(host: &str) -> Option<SocketAddr> {
     host.to_socket_addrs().ok()?.next()
+}
+
+/// A non-blocking UDP socket of the family of `addr` (IPv4 when not known yet).
+fn udp_socket_for(addr: Option<SocketAddr>) -> io::Result<UdpSocket> {
+    let bind: SocketAddr = match addr {
+        Some(SocketAddr::V6(_)) => "[::]:0".parse().expect("valid literal"),
+        _ => "0.0.0.0:0".parse().expect("valid literal"),
+    };
+    let socket = UdpSocket::bind(bind)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 struct PacketBuffer {
@@ -243,6 +287,15 @@ impl MetricSink for PacketSink {
     fn emit(&self, metric: &str) -> io::Result<usize> {
         let mut state = self.lock();
         let max = state.transport.max_packet();
+        if metric.len() > max {
+            // No datagram can carry it whole (a scope name of kilobytes): dropped and counted, never sent
+            // truncated or oversized.
+            COUNTERS.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a metric line of {} bytes does not fit a packet of {max}", metric.len()),
+            ));
+        }
         let needed = metric.len() + usize::from(!state.buffer.is_empty());
         let mut result = Ok(());
         if state.buffer.len() + needed > max {
@@ -294,7 +347,8 @@ impl Emitter {
         tags: &[(String, String)],
     ) -> io::Result<Emitter> {
         let sink = PacketSink::open(destination)?;
-        let prefix = sanitize(prefix);
+        // cadence drops a trailing dot from the prefix; so do the plain StatsD names written here.
+        let prefix = sanitize(prefix).trim_end_matches('.').to_owned();
         let mut builder = StatsdClient::builder(&prefix, sink.clone()).with_error_handler(|_| {
             // Send failures are counted by the sink, line by line; nothing else can fail here.
         });
@@ -403,7 +457,7 @@ impl Emitter {
     /// One distribution value standing for `count` samples (the sample rate says so), with the scope's tags
     /// when there is a scope.
     fn distribution(&self, tags: Option<&Tags<'_>>, name: &str, value: f64, count: u64) {
-        let rate = 1.0 / count as f64;
+        let rate = sample_rate(count);
         match self.flavor {
             Flavor::DogStatsd => {
                 let mut metric = with_scope_tags(self.client.distribution_with_tags(name, value), tags);
@@ -435,6 +489,18 @@ impl Emitter {
             }
         }
     }
+}
+
+/// The sample rate that makes one line stand for `count` samples. The Datadog agent counts a line as
+/// `uint(1 / rate)` samples, truncated: the rate is nudged down until `1 / rate` is at least `count` (`1.0 / 93.0`
+/// alone gives 92.99..., counted as 92).
+fn sample_rate(count: u64) -> f64 {
+    let count = count as f64;
+    let mut rate = 1.0 / count;
+    while 1.0 / rate < count {
+        rate = rate.next_down();
+    }
+    rate
 }
 
 struct Tags<'a> {
@@ -479,6 +545,83 @@ mod tests {
         assert_eq!(sanitize("a:b|c,d#e@f g\nh"), "a_b_c_d_e_f_g_h");
         assert_eq!(sanitize("prod-eu/1.2.3"), "prod-eu/1.2.3");
         assert_eq!(sanitize("café"), "caf_");
+    }
+
+    fn listener(addr: &str) -> UdpSocket {
+        let listener = UdpSocket::bind(addr).unwrap();
+        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        listener
+    }
+
+    #[test]
+    fn an_address_that_does_not_resolve_is_not_looked_up_per_packet() {
+        let mut transport = Transport::open(&Destination::Udp("statsd-agent.invalid:8125".to_owned())).unwrap();
+        for _ in 0..20 {
+            assert!(transport.send(b"a:1|c").is_err());
+        }
+        let Transport::Udp { lookups, addr, .. } = &transport else {
+            unreachable!("a UDP destination")
+        };
+        assert!(addr.is_none());
+        // The lookup at start, and at most one more if a lookup took a second.
+        assert!(*lookups <= 2, "{lookups} lookups for 20 packets");
+    }
+
+    #[test]
+    fn an_address_resolved_late_to_ipv6_gets_an_ipv6_socket() {
+        let agent = listener("[::1]:0");
+        // As `open` leaves it when the host did not resolve at start: an IPv4 socket, no address yet.
+        let mut transport = Transport::Udp {
+            socket: udp_socket_for(None).unwrap(),
+            host: agent.local_addr().unwrap().to_string(),
+            addr: None,
+            failed_at: None,
+            lookups: 0,
+        };
+        transport.send(b"late:1|c").unwrap();
+        let mut buffer = [0; 64];
+        let (n, _) = agent.recv_from(&mut buffer).unwrap();
+        assert_eq!(&buffer[..n], b"late:1|c");
+    }
+
+    #[test]
+    fn a_line_longer_than_a_packet_is_dropped_not_sent() {
+        let agent = listener("127.0.0.1:0");
+        let sink = PacketSink::open(&Destination::Udp(agent.local_addr().unwrap().to_string())).unwrap();
+        let dropped = diagnostics().metrics_dropped;
+        let long = format!("{}:1|c", "a".repeat(UDP_PACKET_BYTES));
+        assert!(sink.emit(&long).is_err());
+        assert!(diagnostics().metrics_dropped > dropped);
+        sink.emit("short:1|c").unwrap();
+        sink.flush().unwrap();
+        let mut buffer = [0; 4096];
+        let (n, _) = agent.recv_from(&mut buffer).unwrap();
+        assert_eq!(&buffer[..n], b"short:1|c", "only the line that fits went out");
+    }
+
+    #[test]
+    fn a_sample_rate_stands_for_its_count_at_the_agent() {
+        // The agent counts a line as `uint(1 / rate)` samples, from the rate's text.
+        for count in 2..20_000u64 {
+            let text = format!("{}", sample_rate(count));
+            let rate: f64 = text.parse().unwrap();
+            assert_eq!((1.0 / rate) as u64, count, "count {count} sent as @{text}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_with_a_trailing_dot_gives_one_dot_in_both_flavors() {
+        for flavor in [Flavor::DogStatsd, Flavor::Statsd] {
+            let agent = listener("127.0.0.1:0");
+            let destination = Destination::Udp(agent.local_addr().unwrap().to_string());
+            let emitter = Emitter::new(&destination, "shop.", flavor, &[]).unwrap();
+            emitter.count(None, "unscoped.queries", 1);
+            emitter.sink.flush().unwrap();
+            let mut buffer = [0; 256];
+            let (n, _) = agent.recv_from(&mut buffer).unwrap();
+            let line = std::str::from_utf8(&buffer[..n]).unwrap();
+            assert!(line.starts_with("shop.unscoped.queries:1|c"), "{flavor:?}: {line}");
+        }
     }
 
     #[test]
