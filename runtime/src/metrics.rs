@@ -35,7 +35,10 @@ pub enum Flavor {
     /// distributions (`|d`) and tags (`|#kind:handler,...`). The default.
     DogStatsd,
     /// Plain StatsD (Etsy statsd, Graphite-style servers): timers (`|ms`), no tags; the tags become part of the
-    /// metric name instead (`observe.scope.duration.handler.shop.get_order.ok`).
+    /// metric name instead (`observe.scope.duration.handler.shop.get_order.ok`). Such servers compute means and
+    /// percentiles over lines, so a value goes out once per sample, up to about 100 lines per metric and flush;
+    /// past that, in proportion to its count, with sample rates that keep the counts exact (the percentiles are
+    /// then those of a sample, and the rarest values weigh at least one line).
     Statsd,
 }
 
@@ -337,7 +340,13 @@ pub(crate) struct Emitter {
     sink: PacketSink,
     flavor: Flavor,
     prefix: String,
+    /// Plain StatsD: the timer values of the metric being flushed (full name, value, how many samples), sent
+    /// together by [`Emitter::send_timers`].
+    timers: std::cell::RefCell<Vec<(String, f64, u64)>>,
 }
+
+/// Plain StatsD: at most about this many `|ms` lines per metric and flush (see [`Emitter::send_timers`]).
+const TIMER_LINES: u64 = 100;
 
 impl Emitter {
     pub(crate) fn new(
@@ -362,6 +371,7 @@ impl Emitter {
             sink,
             flavor,
             prefix,
+            timers: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -376,6 +386,11 @@ impl Emitter {
     }
 
     fn flush_site(&self, site: &'static Site) {
+        self.flush_site_metrics(site);
+        self.send_timers();
+    }
+
+    fn flush_site_metrics(&self, site: &'static Site) {
         let mut scope = None;
         for outcome in Outcome::ALL {
             let Some(stats) = site.stats_if_any(outcome) else {
@@ -452,30 +467,63 @@ impl Emitter {
         crate::query::UNSCOPED_TIME.drain(|nanos, count| {
             self.distribution(None, "unscoped.query_time", nanos as f64 / 1e6, count);
         });
+        self.send_timers();
     }
 
-    /// One distribution value standing for `count` samples (the sample rate says so), with the scope's tags
-    /// when there is a scope.
+    /// One distribution value standing for `count` samples, with the scope's tags when there is a scope:
+    /// DogStatsD, one line whose sample rate says so; plain StatsD, kept for [`Emitter::send_timers`].
     fn distribution(&self, tags: Option<&Tags<'_>>, name: &str, value: f64, count: u64) {
-        let rate = sample_rate(count);
         match self.flavor {
             Flavor::DogStatsd => {
                 let mut metric = with_scope_tags(self.client.distribution_with_tags(name, value), tags);
                 if count > 1 {
-                    metric = metric.with_sampling_rate(rate);
+                    metric = metric.with_sampling_rate(sample_rate(count));
                 }
                 metric.send();
             }
             Flavor::Statsd => {
-                // cadence's timers take whole milliseconds; sub-millisecond scopes need the fraction, so the
-                // line is written here and handed to the same sink.
-                let mut line = format!("{}:{}|ms", statsd_name(&self.prefix, name, tags), value);
-                if count > 1 {
-                    line.push_str(&format!("|@{rate}"));
-                }
-                let _ = self.sink.emit(&line);
+                let name = statsd_name(&self.prefix, name, tags);
+                self.timers.borrow_mut().push((name, value, count));
             }
         }
+    }
+
+    /// Plain StatsD: sends the timer values gathered for each metric. A StatsD server weighs a line's sample rate
+    /// in its count only: its mean, median, percentiles and sum treat every line as one sample. So each value
+    /// goes out as many times as it was seen, up to about [`TIMER_LINES`] lines per metric; past that, every
+    /// value gets lines in proportion to its count (at least one), each with the sample rate that makes the count
+    /// exact. (cadence's timers take whole milliseconds; sub-millisecond scopes need the fraction, so the lines
+    /// are written here and handed to the same sink.)
+    fn send_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        // One metric's values together (the zeros of executions without queries come after the others).
+        timers.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut start = 0;
+        while start < timers.len() {
+            let name = &timers[start].0;
+            let end = start + timers[start..].iter().take_while(|(other, ..)| other == name).count();
+            let group = &timers[start..end];
+            let total: u64 = group.iter().map(|(_, _, count)| count).sum();
+            for (name, value, count) in group {
+                let lines = if total <= TIMER_LINES {
+                    *count
+                } else {
+                    // u128: no overflow whatever the counts.
+                    let share =
+                        (u128::from(*count) * u128::from(TIMER_LINES) + u128::from(total) / 2) / u128::from(total);
+                    u64::try_from(share).unwrap_or(*count).clamp(1, *count)
+                };
+                let mut line = format!("{name}:{value}|ms");
+                if lines < *count {
+                    line.push_str(&format!("|@{}", sample_rate_for(*count, lines)));
+                }
+                for _ in 0..lines {
+                    let _ = self.sink.emit(&line);
+                }
+            }
+            start = end;
+        }
+        timers.clear();
     }
 
     fn count(&self, tags: Option<&Tags<'_>>, name: &str, value: u64) {
@@ -495,9 +543,14 @@ impl Emitter {
 /// `uint(1 / rate)` samples, truncated: the rate is nudged down until `1 / rate` is at least `count` (`1.0 / 93.0`
 /// alone gives 92.99..., counted as 92).
 fn sample_rate(count: u64) -> f64 {
-    let count = count as f64;
-    let mut rate = 1.0 / count;
-    while 1.0 / rate < count {
+    sample_rate_for(count, 1)
+}
+
+/// The sample rate that makes `lines` lines stand for `count` samples (a server counts each as `1 / rate`).
+fn sample_rate_for(count: u64, lines: u64) -> f64 {
+    let per_line = count as f64 / lines as f64;
+    let mut rate = 1.0 / per_line;
+    while 1.0 / rate < per_line {
         rate = rate.next_down();
     }
     rate
@@ -622,6 +675,60 @@ mod tests {
             let line = std::str::from_utf8(&buffer[..n]).unwrap();
             assert!(line.starts_with("shop.unscoped.queries:1|c"), "{flavor:?}: {line}");
         }
+    }
+
+    /// Plain StatsD weighs sample rates in its counts only: its mean and percentiles count lines. 999 fast calls
+    /// and one slow one must not look like a median of 500 ms.
+    #[test]
+    fn plain_statsd_timers_keep_their_proportions() {
+        let agent = listener("127.0.0.1:0");
+        let destination = Destination::Udp(agent.local_addr().unwrap().to_string());
+        let emitter = Emitter::new(&destination, "p", Flavor::Statsd, &[]).unwrap();
+        let receive = |emitter: &Emitter| {
+            emitter.send_timers();
+            emitter.sink.flush().unwrap();
+            let mut lines = Vec::new();
+            agent.set_nonblocking(false).unwrap();
+            let mut buffer = [0; 2048];
+            loop {
+                let (n, _) = agent.recv_from(&mut buffer).unwrap();
+                lines.extend(std::str::from_utf8(&buffer[..n]).unwrap().lines().map(str::to_owned));
+                agent.set_nonblocking(true).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                if agent.peek_from(&mut [0; 1]).is_err() {
+                    return lines;
+                }
+            }
+        };
+        // Few samples: each its own line, no sample rate.
+        emitter.distribution(None, "few", 5.0, 3);
+        emitter.distribution(None, "few", 7.0, 2);
+        let mut lines = receive(&emitter);
+        lines.sort();
+        assert_eq!(
+            lines,
+            ["p.few:5|ms", "p.few:5|ms", "p.few:5|ms", "p.few:7|ms", "p.few:7|ms"]
+        );
+        // Many: lines in proportion, the sample rates making the count exact.
+        emitter.distribution(None, "many", 1.0, 999);
+        emitter.distribution(None, "many", 1000.0, 1);
+        let lines = receive(&emitter);
+        let (mut fast, mut slow, mut counted) = (0, 0, 0.0);
+        for line in &lines {
+            let (value, rate) = match line.strip_prefix("p.many:").unwrap().split_once("|ms") {
+                Some((value, "")) => (value, 1.0),
+                Some((value, rate)) => (value, rate.strip_prefix("|@").unwrap().parse::<f64>().unwrap()),
+                None => panic!("{line}"),
+            };
+            counted += 1.0 / rate;
+            match value {
+                "1" => fast += 1,
+                "1000" => slow += 1,
+                other => panic!("{other}"),
+            }
+        }
+        assert_eq!((fast, slow), (TIMER_LINES, 1), "{lines:?}");
+        assert!((counted - 1000.0_f64).abs() < 1e-6, "the server counts {counted}");
     }
 
     #[test]
