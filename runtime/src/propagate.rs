@@ -56,7 +56,7 @@ impl TraceContext {
     pub fn current() -> TraceContext {
         TraceContext {
             trace_id: current_trace_id(),
-            flags: 1,
+            flags: crate::scope::current_trace_flags(),
             span: current_span(),
         }
     }
@@ -89,6 +89,7 @@ impl TraceContext {
     fn frame(&self) -> Frame {
         let frame = Frame::new(None, ptr::null());
         frame.trace_id.set(self.trace_id);
+        frame.flags.set(self.flags);
         frame
     }
 

@@ -25,6 +25,9 @@ pub(crate) struct Frame {
     /// The observed function; `None` for a frame that only gathers (a test capture).
     pub(crate) site: Option<&'static Site>,
     pub(crate) trace_id: Cell<Option<TraceId>>,
+    /// The W3C trace flags of the trace this frame continues (`01`, sampled, unless the caller said otherwise):
+    /// passed on with the trace ID, so that an upstream decision not to sample holds downstream.
+    pub(crate) flags: Cell<u8>,
     parent: Cell<*const Frame>,
     /// The queries of this execution (and of the scopes nested in it).
     pub(crate) queries: QueryState,
@@ -41,6 +44,7 @@ impl Frame {
         Frame {
             site,
             trace_id: Cell::new(None),
+            flags: Cell::new(SAMPLED),
             parent: Cell::new(ptr::null()),
             queries: QueryState::new(),
             capture,
@@ -64,6 +68,9 @@ impl Frame {
 // SAFETY: `parent` is non-null only while the frame is entered, which starts and ends within one `in_scope`
 // call on one thread; between entries it is null and never read. The other fields are plain data.
 unsafe impl Send for Frame {}
+
+/// The W3C `sampled` trace flag, the flags of a trace that starts here.
+const SAMPLED: u8 = 1;
 
 thread_local! {
     static CURRENT: Cell<*const Frame> = const { Cell::new(ptr::null()) };
@@ -95,6 +102,7 @@ impl Scope {
         unsafe {
             ptr::addr_of_mut!((*place).frame.site).write(Some(site));
             ptr::addr_of_mut!((*place).frame.trace_id).write(Cell::new(None));
+            ptr::addr_of_mut!((*place).frame.flags).write(Cell::new(SAMPLED));
             ptr::addr_of_mut!((*place).frame.parent).write(Cell::new(ptr::null()));
             QueryState::init_in_place(ptr::addr_of_mut!((*place).frame.queries));
             ptr::addr_of_mut!((*place).frame.capture).write(ptr::null());
@@ -115,6 +123,7 @@ impl Scope {
                 Frame {
                     site: _,
                     trace_id: _,
+                    flags: _,
                     parent: _,
                     queries: _,
                     capture: _,
@@ -179,8 +188,9 @@ impl Scope {
         if self.frame.trace_id.get().is_none() && !parent.is_null() && !self.frame.transparent() {
             // SAFETY: `parent` is the frame entered below us on this thread; it stays alive and entered until
             // we leave (frames are entered and left in strict LIFO order by `in_scope`).
-            let inherited = unsafe { (*parent).trace_id.get() };
+            let (inherited, flags) = unsafe { ((*parent).trace_id.get(), (*parent).flags.get()) };
             self.frame.trace_id.set(inherited);
+            self.frame.flags.set(flags);
         }
         CURRENT.set(frame);
         let leave = Leave {
@@ -207,7 +217,14 @@ impl Scope {
     pub fn set_carrier(&mut self, carrier: Option<crate::Carrier>) {
         if let Some(carrier) = carrier {
             self.set_trace_id(carrier.trace_id());
+            self.set_trace_flags(carrier.traceparent().flags);
         }
+    }
+
+    /// The W3C trace flags of the trace it continues (from an incoming `traceparent` or a job's carrier): `01`
+    /// (sampled) unless set.
+    pub fn set_trace_flags(&mut self, flags: u8) {
+        self.frame.flags.set(flags);
     }
 
     /// Continues the trace `trace_id` (from an incoming request or a job's carrier).
@@ -448,6 +465,22 @@ pub fn current_trace_id() -> Option<TraceId> {
         }
         Some(id)
     }
+}
+
+/// The W3C trace flags of the trace code runs in (that of the innermost frame holding the trace ID; `01`,
+/// sampled, when none holds one yet: a trace that starts here).
+pub(crate) fn current_trace_flags() -> u8 {
+    let mut cursor = CURRENT.get();
+    // SAFETY: as in `current_trace_id`.
+    unsafe {
+        while let Some(frame) = cursor.as_ref() {
+            if !frame.transparent() && frame.trace_id.get().is_some() {
+                return frame.flags.get();
+            }
+            cursor = frame.parent.get();
+        }
+    }
+    SAMPLED
 }
 
 /// Whether code on this thread runs inside an observe scope.

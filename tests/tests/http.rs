@@ -42,10 +42,18 @@ async fn echo_trace() -> String {
     observe::current_trace_id().map(|id| id.to_string()).unwrap_or_default()
 }
 
+#[observe(handler)]
+async fn carrier_of_request() -> String {
+    observe::Carrier::current()
+        .map(|carrier| carrier.to_string())
+        .unwrap_or_default()
+}
+
 fn app() -> Router {
     Router::new()
         .route("/orders/{id}", get(get_order))
         .route("/echo", get(echo_trace))
+        .route("/carrier", get(carrier_of_request))
         .route_layer(observe::tower::ObserveLayer::new())
 }
 
@@ -148,8 +156,12 @@ fn ten_thousand_requests_keep_their_own_trace_ids() {
 
 /// Sends one raw HTTP/1.1 request and returns the response head.
 async fn raw_request(addr: std::net::SocketAddr, header_lines: &[u8]) -> String {
+    raw_get(addr, "/echo", header_lines).await
+}
+
+async fn raw_get(addr: std::net::SocketAddr, path: &str, header_lines: &[u8]) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = b"GET /echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\n".to_vec();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n").into_bytes();
     request.extend_from_slice(header_lines);
     request.extend_from_slice(b"\r\n");
     stream.write_all(&request).await.unwrap();
@@ -163,6 +175,36 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
         let (key, value) = line.split_once(':')?;
         key.eq_ignore_ascii_case(name).then(|| value.trim())
     })
+}
+
+/// A caller's decision not to sample (`traceparent` flags `00`) holds for what the handler sends on: the
+/// carrier taken in its `#[observe]` scope (nested in the tower layer's), and the `traceresponse`.
+#[test]
+fn an_unsampled_request_stays_unsampled_downstream() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let responses = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+        let mut responses = Vec::new();
+        for flags in ["00", "01"] {
+            let header = format!("traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}\r\n");
+            responses.push((flags, raw_get(addr, "/carrier", header.as_bytes()).await));
+        }
+        server.abort();
+        responses
+    });
+    for (flags, response) in &responses {
+        let body = response.rsplit("\r\n").next().unwrap_or_default();
+        let carrier = observe::TraceParent::parse(body).unwrap_or_else(|| panic!("{flags}: {response}"));
+        assert_eq!(carrier.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(carrier.flags, u8::from(*flags == "01"), "{flags}: {body}");
+        let traceresponse = header(response, "traceresponse").unwrap();
+        assert!(traceresponse.ends_with(flags), "{traceresponse}");
+    }
 }
 
 #[test]

@@ -104,6 +104,47 @@ fn every_hop_keeps_the_trace_id() {
     }
 }
 
+#[observe(task)]
+fn nested_carrier() -> Option<observe::Carrier> {
+    observe::Carrier::current()
+}
+
+#[observe(task, carrier = job)]
+fn resumed_job(job: observe::Carrier) -> (Option<observe::Carrier>, Option<observe::Carrier>) {
+    (observe::Carrier::current(), nested_carrier())
+}
+
+/// An upstream decision not to sample (flags `00`) holds for everything sent on from the trace: carriers taken
+/// in the resumed context, in a scope nested in it, in a job resumed with `carrier = ..`.
+#[test]
+fn an_unsampled_trace_stays_unsampled() {
+    let unsampled: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        .parse()
+        .unwrap();
+    let (direct, nested) = unsampled
+        .context()
+        .in_scope(|| (observe::Carrier::current(), nested_carrier()));
+    let (job, job_nested) = resumed_job(unsampled);
+    for (hop, carrier) in [
+        ("context", direct),
+        ("nested", nested),
+        ("job", job),
+        ("job, nested", job_nested),
+    ] {
+        let carrier = carrier.unwrap_or_else(|| panic!("{hop}: no carrier"));
+        assert_eq!(carrier.trace_id(), unsampled.trace_id(), "{hop}");
+        assert!(!carrier.traceparent().sampled(), "{hop}: {carrier}");
+    }
+    let sampled: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .unwrap();
+    assert!(resumed_job(sampled).1.unwrap().traceparent().sampled());
+    assert!(
+        nested_carrier().unwrap().traceparent().sampled(),
+        "a trace that starts here is sampled"
+    );
+}
+
 #[test]
 fn carrier_round_trips_through_serde_and_strings() {
     let carrier: observe::Carrier = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -42,7 +42,7 @@ impl Middleware for TracePropagation {
             let parent = TraceParent {
                 trace_id,
                 parent_id: SpanId::generate(),
-                flags: 1,
+                flags: crate::scope::current_trace_flags(),
             };
             let headers = request.headers_mut();
             if let Ok(value) = HeaderValue::from_str(&parent.to_string()) {

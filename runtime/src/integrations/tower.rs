@@ -333,6 +333,7 @@ where
         let site = self.layer.site_of(&request);
         let mut scope = Scope::new(site);
         scope.set_trace_id(incoming.trace_id);
+        scope.set_trace_flags(incoming.flags);
         let future = scope.in_scope(|| self.inner.call(request));
         let traceresponse = TraceParent {
             trace_id: incoming.trace_id,
