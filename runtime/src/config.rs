@@ -162,7 +162,8 @@ impl Config {
     /// Where metrics go: `host:port` for UDP, or `unix:///path/to/socket` for a Unix datagram socket (the
     /// Datadog agent's `dsd.socket`). An address that does not parse makes [`init`](Config::init) fail; one
     /// that does not resolve yet is looked up again at most once a second (metrics meanwhile are counted as
-    /// dropped).
+    /// dropped). Once resolved, the address is kept for the life of the process: an agent that moves to
+    /// another IP address needs the app restarted (or a stable name: a Unix socket, a node-local address).
     ///
     /// ```
     /// let config = observe::Config::default().statsd_addr("127.0.0.1:9125");
