@@ -135,8 +135,100 @@ where
         }
     }
     write!(writer, "{}: ", meta.target())?;
-    ctx.format_fields(writer.by_ref(), event)?;
+    // The event's fields through our own escaping visitor, whatever field formatter the layer has: a value
+    // cannot start a line of its own.
+    let mut visitor = EscapingVisitor::new(writer.by_ref());
+    event.record(&mut visitor);
+    visitor.result?;
     writeln!(writer)
+}
+
+/// Writes into `W` with every control character escaped (`\n`, `\r`, `\u{1b}`, ...), and the Unicode line and
+/// paragraph separators: whatever a field value holds, it stays on its line and cannot colour the terminal.
+struct Escaped<W>(W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some(at) = rest.find(|c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+/// The fields of a pretty line: the message first, then `name=value`, each value escaped ([`Escaped`]).
+/// (`log` records' `log.*` metadata fields are left out: the line already shows their target.)
+struct EscapingVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'w> EscapingVisitor<'w> {
+    fn new(writer: Writer<'w>) -> EscapingVisitor<'w> {
+        EscapingVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    fn separate(&mut self) -> fmt::Result {
+        if std::mem::replace(&mut self.first, false) {
+            Ok(())
+        } else {
+            self.writer.write_char(' ')
+        }
+    }
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            // Quoted, as tracing's own formatter writes text.
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        self.result = self.separate().and_then(|()| {
+            if name != "message" {
+                write!(self.writer, "{}=", name.strip_prefix("r#").unwrap_or(name))?;
+            }
+            write!(Escaped(&mut self.writer), "{value:?}")
+        });
+    }
+}
+
+/// tracing-subscriber's field formatter for pretty lines, with every value escaped ([`Escaped`]): used for
+/// the fields of spans (the events' go through [`EscapingVisitor`] whatever the formatter).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = EscapingVisitor::new(writer);
+        fields.record(&mut visitor);
+        visitor.result
+    }
 }
 
 /// The trace ID of a line: the current scope's or, on a thread that runs work for a scope without being inside
@@ -355,6 +447,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt::layer()
+        .fmt_fields(EscapedFields)
         .event_format(EventFormat::new(format))
         .with_ansi(ansi && format == LogFormat::Pretty)
         .with_writer(writer)
@@ -369,6 +462,13 @@ mod tests {
         let mut out = String::new();
         push_json_str(&mut out, "a\"b\\c\nd\r\u{1}é");
         assert_eq!(out, "\"a\\\"b\\\\c\\nd\\r\\u0001é\"");
+    }
+
+    #[test]
+    fn pretty_values_cannot_start_a_line() {
+        let mut out = String::new();
+        write!(Escaped(&mut out), "a\nb\r\nc\u{1b}[31md\u{2028}e\te").unwrap();
+        assert_eq!(out, "a\\nb\\r\\nc\\u{1b}[31md\\u{2028}e\\te");
     }
 
     #[test]

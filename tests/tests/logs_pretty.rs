@@ -44,6 +44,12 @@ fn every_line_in_a_scope_has_its_trace_id() {
         }
     });
     tracing::info!(outside = true, "after every scope");
+    // A value that tries to start a line of its own (log forging), in the message, a displayed field and a span
+    // field: each stays on its line, escaped.
+    let forged = "x\n2026-01-01T00:00:00.000000Z  INFO app: FORGED";
+    tracing::info_span!("request", path = %forged).in_scope(|| {
+        tracing::info!(outside = true, user = %forged, "hello {forged}\r");
+    });
     drop(guard);
 
     let lines = capture.lines();
@@ -86,5 +92,22 @@ fn every_line_in_a_scope_has_its_trace_id() {
         lines.iter().any(|l| l.contains("from the log crate")),
         "log records are forwarded"
     );
-    assert_eq!(lines.iter().filter(|l| l.contains("outside=true")).count(), 2);
+    assert_eq!(lines.iter().filter(|l| l.contains("outside=true")).count(), 3);
+    let forging: Vec<&String> = lines.iter().filter(|l| l.contains("FORGED")).collect();
+    assert_eq!(
+        forging.len(),
+        1,
+        "one line, however many newlines its values hold: {forging:?}"
+    );
+    assert_eq!(
+        forging[0].matches("FORGED").count(),
+        3,
+        "message, field and span field: {}",
+        forging[0]
+    );
+    assert!(
+        forging[0].contains("\\n2026-01-01") && forging[0].contains("FORGED\\r"),
+        "{}",
+        forging[0]
+    );
 }
