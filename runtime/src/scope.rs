@@ -379,7 +379,8 @@ impl Scope {
 pub struct ScopeFuture<F: Future> {
     scope: Scope,
     classify: fn(&F::Output) -> Outcome,
-    future: F,
+    /// Dropped by hand, before the scope and inside it (see the `Drop` impl).
+    future: std::mem::ManuallyDrop<F>,
 }
 
 impl<F: Future> ScopeFuture<F> {
@@ -389,7 +390,24 @@ impl<F: Future> ScopeFuture<F> {
         ScopeFuture {
             scope,
             classify,
-            future,
+            future: std::mem::ManuallyDrop::new(future),
+        }
+    }
+}
+
+impl<F: Future> Drop for ScopeFuture<F> {
+    fn drop(&mut self) {
+        let ScopeFuture { scope, future, .. } = self;
+        // SAFETY: `future` is dropped once, here, in place (it is pinned), and never used again.
+        let mut drop_future = || unsafe { std::mem::ManuallyDrop::drop(future) };
+        if scope.finished {
+            drop_future();
+        } else {
+            // Dropped before completing (cancelled): the future goes first and inside the scope, as it would have
+            // ended had it completed. Scopes nested in it end before this one (an N+1 they report is not reported
+            // again by this one), and what its drop records (a query timed by `time_future`) is this scope's.
+            // Then the scope ends, as `cancelled`.
+            scope.in_scope(drop_future);
         }
     }
 }
@@ -402,7 +420,7 @@ impl<F: Future> Future for ScopeFuture<F> {
         // SAFETY: `future` is structurally pinned: it is never moved out of `self`; `scope` and `classify` are
         // not pinned and only used through `&mut`.
         let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         this.scope.open_span_if_wanted();
         let poll = this.scope.in_scope(|| future.poll(cx));
         if let Poll::Ready(output) = &poll {

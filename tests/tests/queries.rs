@@ -3,6 +3,7 @@
 //! N+1 detection, the unscoped counter and the test helpers.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use diesel::connection::{Connection, SimpleConnection};
 use diesel::RunQueryDsl;
@@ -411,4 +412,61 @@ fn rusqlite_triggers_and_interleaved_statements() {
     };
     let (a, b, slow) = (elapsed("SELECT id"), elapsed("SELECT order_id"), elapsed("WITH"));
     assert!(a >= slow && b < slow, "a {a:?}, b {b:?}, the slow one {slow:?}");
+}
+
+#[observe(task)]
+async fn cancelled_loop() {
+    for i in 0..6 {
+        observe::query::record(
+            &format!("SELECT * FROM items WHERE id = {i}"),
+            Duration::from_micros(10),
+        );
+    }
+    // Never completes: the caller's timeout drops it half-way, timed.
+    observe::query::time_future("SELECT pg_sleep(60)", std::future::pending::<()>()).await;
+}
+
+#[observe(handler)]
+async fn cancelled_page() {
+    cancelled_loop().await;
+}
+
+/// A request cancelled half-way (a timeout, a client gone): the nested scope ends before the one around it, as
+/// if they had completed. Its N+1 is reported once (not again by the enclosing scope), and the query being timed
+/// when the future was dropped counts in both scopes, not as unscoped.
+#[test]
+fn a_cancelled_scope_reports_its_n_plus_one_once_and_keeps_its_last_query() {
+    let _serial = serial();
+    let capture = Capture::default();
+    let subscriber = observe_tests::capturing_subscriber(&capture);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ((), captured) = tracing::subscriber::with_default(subscriber, || {
+        observe::testing::capture(|| {
+            runtime.block_on(async {
+                let cancelled = tokio::time::timeout(Duration::from_millis(20), cancelled_page()).await;
+                assert!(cancelled.is_err());
+            });
+        })
+    });
+    let warnings: Vec<String> = capture.lines().into_iter().filter(|l| l.contains("N+1")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("scope=\"queries::cancelled_loop\""),
+        "{}",
+        warnings[0]
+    );
+    let names: Vec<&str> = captured.scopes.iter().map(|s| s.name).collect();
+    assert_eq!(
+        names,
+        ["queries::cancelled_loop", "queries::cancelled_page"],
+        "inner first"
+    );
+    for name in names {
+        let scope = captured.scope(name).unwrap();
+        assert_eq!(scope.outcome, observe::Outcome::Cancelled, "{name}");
+        assert_eq!(scope.queries, 7, "{name}: six in the loop and the one being timed");
+    }
 }
