@@ -149,16 +149,23 @@ impl QueryState {
             }
             None => {
                 let used = usize::from(self.used.get());
-                if used == TRACKED {
-                    // Bounded: further distinct statements are counted, not fingerprinted.
-                    return;
-                }
-                self.entries[used].set(MaybeUninit::new(Entry {
+                let entry = Entry {
                     hash,
                     count: 1,
                     reported: false,
-                }));
-                self.used.set(self.used.get() + 1);
+                };
+                if used < TRACKED {
+                    self.entries[used].set(MaybeUninit::new(entry));
+                    self.used.set(self.used.get() + 1);
+                } else {
+                    // Bounded: the table is full. A statement seen once so far (and not flagged) makes room, so
+                    // that a loop starting after eight one-off statements is still found; if every tracked
+                    // statement repeats, further ones are counted, not fingerprinted.
+                    let Some((i, _)) = self.entries().find(|(_, e)| e.count == 1 && e.count <= threshold) else {
+                        return;
+                    };
+                    self.entries[i].set(MaybeUninit::new(entry));
+                }
                 1
             }
         };
@@ -411,4 +418,27 @@ pub(crate) fn abandon(span: u64) {
 /// ```
 pub fn unscoped() -> u64 {
     UNSCOPED_QUERIES.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enclosing scopes see every statement of the scopes nested in them: eight one-off statements must not
+    /// hide a loop that starts after them.
+    #[test]
+    fn a_loop_after_eight_one_off_statements_is_flagged() {
+        let state = QueryState::new();
+        for one_off in 0..TRACKED as u64 {
+            state.add(1000 + one_off, "SELECT one_off", 1);
+        }
+        for _ in 0..100 {
+            state.add(7, "SELECT * FROM items WHERE id = 1", 1);
+        }
+        assert!(state.has_flagged());
+        let flagged = state.take_n_plus_one();
+        assert_eq!(flagged.len(), 1);
+        assert_eq!((flagged[0].0, flagged[0].2), (7, 100));
+        assert_eq!(state.count.get(), TRACKED as u32 + 100);
+    }
 }
