@@ -138,10 +138,22 @@ impl<'a> Iterator for Tokens<'a> {
                 continue;
             }
             if bytes[self.pos..].starts_with(b"/*") {
-                self.pos = match self.sql[self.pos + 2..].find("*/") {
-                    Some(end) => self.pos + 2 + end + 2,
-                    None => bytes.len(),
-                };
+                // Block comments nest (PostgreSQL): the whole of `/* a /* b */ c */` is comment, never text.
+                let mut depth = 0usize;
+                while self.pos < bytes.len() {
+                    if bytes[self.pos..].starts_with(b"/*") {
+                        depth += 1;
+                        self.pos += 2;
+                    } else if bytes[self.pos..].starts_with(b"*/") {
+                        depth -= 1;
+                        self.pos += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        self.pos += 1;
+                    }
+                }
                 continue;
             }
             break;
@@ -157,9 +169,25 @@ impl<'a> Iterator for Tokens<'a> {
             }
         }
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
+        // Right after an identifier (`v$session`, `col:field`), `$`, `@` and `:` do not start a placeholder.
+        let after_ident = start > 0 && (ident(bytes[start - 1]) || bytes[start - 1] == b'$');
         let kind = match b {
-            b'\'' | b'"' | b'`' => {
-                // A quoted string ('...', with '' escapes) is a value; a quoted identifier ("..", `..`) a word.
+            b'\'' => {
+                self.pos = string_end(self.sql, start + 1);
+                Kind::Value
+            }
+            b'$' if dollar_tag(bytes, start).is_some() => {
+                // A dollar-quoted string (`$$...$$`, `$tag$...$tag$`): a value, whatever it holds.
+                let tag = dollar_tag(bytes, start).unwrap_or(1);
+                let body = start + tag;
+                self.pos = match self.sql[body..].find(&self.sql[start..start + tag]) {
+                    Some(end) => body + end + tag,
+                    None => bytes.len(),
+                };
+                Kind::Value
+            }
+            b'"' | b'`' => {
+                // A quoted identifier ("..", `..`, with doubled quotes) is a word.
                 let quote = b;
                 self.pos += 1;
                 loop {
@@ -175,17 +203,26 @@ impl<'a> Iterator for Tokens<'a> {
                     }
                     break;
                 }
-                if quote == b'\'' {
-                    Kind::Value
-                } else {
-                    Kind::Word
-                }
+                Kind::Word
             }
             b'0'..=b'9' => {
                 take_while(bytes, &mut self.pos, |c| {
                     c.is_ascii_alphanumeric() || c == b'.' || c == b'_'
                 });
-                Kind::Value
+                // An exponent's sign (`1e-5`).
+                if matches!(bytes[self.pos - 1], b'e' | b'E')
+                    && matches!(bytes.get(self.pos), Some(b'+' | b'-'))
+                    && bytes.get(self.pos + 1).is_some_and(u8::is_ascii_digit)
+                {
+                    self.pos += 1;
+                    take_while(bytes, &mut self.pos, |c| c.is_ascii_digit());
+                }
+                // `2024_orders` is a name (MySQL allows it), not a number.
+                if is_number(&self.sql[start..self.pos]) {
+                    Kind::Value
+                } else {
+                    Kind::Word
+                }
             }
             b'.' if bytes.get(start + 1).is_some_and(u8::is_ascii_digit) => {
                 self.pos += 1;
@@ -197,14 +234,15 @@ impl<'a> Iterator for Tokens<'a> {
                 take_while(bytes, &mut self.pos, |c| c.is_ascii_digit());
                 Kind::Value
             }
-            b'$' | b'@' if bytes.get(start + 1).is_some_and(|&c| ident(c)) => {
+            b'$' | b'@' if !after_ident && bytes.get(start + 1).is_some_and(|&c| ident(c)) => {
                 self.pos += 1;
                 take_while(bytes, &mut self.pos, ident);
                 Kind::Value
             }
-            b':' if bytes
-                .get(start + 1)
-                .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') =>
+            b':' if !after_ident
+                && bytes
+                    .get(start + 1)
+                    .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_') =>
             {
                 self.pos += 1;
                 take_while(bytes, &mut self.pos, ident);
@@ -223,9 +261,17 @@ impl<'a> Iterator for Tokens<'a> {
                 Kind::Comma
             }
             c if ident(c) => {
-                take_while(bytes, &mut self.pos, ident);
+                // `$` continues a name (`v$session`).
+                take_while(bytes, &mut self.pos, |c| ident(c) || c == b'$');
                 let word = &self.sql[start..self.pos];
-                if ["true", "false", "null"].iter().any(|k| word.eq_ignore_ascii_case(k)) {
+                if word.len() == 1
+                    && matches!(b | 0x20, b'e' | b'n' | b'b' | b'x')
+                    && bytes.get(self.pos) == Some(&b'\'')
+                {
+                    // A prefixed string (`E'..'`, `N'..'`, `B'..'`, `X'..'`): one value.
+                    self.pos = string_end(self.sql, self.pos + 1);
+                    Kind::Value
+                } else if ["true", "false", "null"].iter().any(|k| word.eq_ignore_ascii_case(k)) {
                     Kind::Value
                 } else {
                     Kind::Word
@@ -248,6 +294,66 @@ impl<'a> Iterator for Tokens<'a> {
 
 /// If `tokens` starts right after an `(`, and the group holds only values, commas and signs, skips past its
 /// closing `)` and returns true.
+/// Where the string literal whose text starts at `pos` (after its opening quote) ends: after its closing quote.
+/// A doubled quote (`''`) and a backslash (`\'`, MySQL's and `E'..'`'s escape) do not close it: better one
+/// string too long (the fingerprint loses some structure) than a literal's text taken for SQL (and logged).
+fn string_end(sql: &str, mut pos: usize) -> usize {
+    let bytes = sql.as_bytes();
+    while let Some(i) = bytes[pos..].iter().position(|&c| c == b'\'' || c == b'\\') {
+        pos += i + 1;
+        if bytes[pos - 1] == b'\\' {
+            // Skip the escaped character, whole.
+            pos += sql[pos..].chars().next().map_or(0, char::len_utf8);
+        } else if bytes.get(pos) == Some(&b'\'') {
+            pos += 1;
+        } else {
+            return pos;
+        }
+    }
+    bytes.len()
+}
+
+/// The length of the dollar-quote tag starting at `start` (`$$` or `$tag$`), if one starts there.
+fn dollar_tag(bytes: &[u8], start: usize) -> Option<usize> {
+    let name = bytes[start + 1..]
+        .iter()
+        .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80)
+        .count();
+    let starts_with_digit = bytes.get(start + 1).is_some_and(u8::is_ascii_digit);
+    (!starts_with_digit && bytes.get(start + 1 + name) == Some(&b'$')).then_some(name + 2)
+}
+
+/// Whether `text` is a number: digits with an optional fraction and exponent, or `0x` and hex digits.
+fn is_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.len() > 2 && bytes[0] == b'0' && bytes[1] | 0x20 == b'x' {
+        return bytes[2..].iter().all(u8::is_ascii_hexdigit);
+    }
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > from
+    };
+    let mut i = 0;
+    let whole = digits(&mut i);
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        digits(&mut i);
+    }
+    if whole && bytes.get(i).is_some_and(|&c| c | 0x20 == b'e') {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    whole && i == bytes.len()
+}
+
 fn skip_value_group(tokens: &mut Tokens<'_>) -> bool {
     let mut ahead = tokens.clone();
     let mut values = 0;
@@ -274,8 +380,17 @@ fn normalize(sql: &str, sink: &mut impl Sink) {
     let mut previous_word_in_or_values = false;
     let mut in_values = false;
     let mut last = Kind::Other;
+    // The last token was `IS` or `IS NOT`: `IS NULL` and `IS TRUE` are different tests, not values.
+    let mut after_is = false;
+    // The last token was a keyword after which `-` or `+` is a sign (`BETWEEN -5`, `THEN -1`).
+    let mut sign_may_follow = false;
     while let Some((kind, text)) = tokens.next() {
+        let was_after_is = std::mem::replace(&mut after_is, false);
+        let sign_allowed = std::mem::replace(&mut sign_may_follow, false);
         match kind {
+            Kind::Value if was_after_is && text.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                sink.token(&text.to_ascii_uppercase_small());
+            }
             Kind::Value => {
                 // A sign in front of a number is part of the value: `= -1` and `= 1` are one query.
                 sink.token("?");
@@ -309,13 +424,17 @@ fn normalize(sql: &str, sink: &mut impl Sink) {
                     last = kind;
                     continue;
                 }
+                after_is = text.eq_ignore_ascii_case("is") || (was_after_is && text.eq_ignore_ascii_case("not"));
+                sign_may_follow = SIGN_KEYWORDS.iter().any(|k| text.eq_ignore_ascii_case(k));
                 sink.token(text);
             }
             Kind::Open => sink.token("("),
             Kind::Close => sink.token(")"),
             Kind::Comma => sink.token(","),
             Kind::Other => {
-                if (text == "-" || text == "+") && last != Kind::Value && last != Kind::Word && last != Kind::Close {
+                if (text == "-" || text == "+")
+                    && (sign_allowed || (last != Kind::Value && last != Kind::Word && last != Kind::Close))
+                {
                     if let Some((Kind::Value, _)) = tokens.clone().next() {
                         // Unary sign: dropped, the value that follows becomes `?`.
                         last = kind;
@@ -329,6 +448,12 @@ fn normalize(sql: &str, sink: &mut impl Sink) {
         last = kind;
     }
 }
+
+/// Keywords after which `-` or `+` before a number is its sign, not an operator.
+const SIGN_KEYWORDS: [&str; 17] = [
+    "and", "or", "not", "between", "case", "when", "then", "else", "select", "where", "by", "limit", "offset", "set",
+    "like", "having", "return",
+];
 
 trait UpperSmall {
     fn to_ascii_uppercase_small(&self) -> SmallUpper;
@@ -377,7 +502,7 @@ mod tests {
             ),
             (
                 "SELECT * FROM t WHERE flag = TRUE AND v IS NULL",
-                "SELECT * FROM t WHERE flag = ? AND v IS ?",
+                "SELECT * FROM t WHERE flag = ? AND v IS NULL",
             ),
             ("SELECT \"id\", `name` FROM \"t\"", "SELECT \"id\", `name` FROM \"t\""),
             (
@@ -413,6 +538,58 @@ mod tests {
             fingerprint("SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = 1)"),
             "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = ?)"
         );
+    }
+
+    /// Statements that differ in structure keep different fingerprints; statements that differ only in their
+    /// values share one; and no literal's or comment's text ever reaches the fingerprint (it is logged).
+    #[test]
+    fn strings_quotes_comments_and_signs() {
+        for (a, b) in [
+            ("SELECT * FROM v$session", "SELECT * FROM v$sql"),
+            ("SELECT v:name FROM t", "SELECT v:age FROM t"),
+            ("SELECT * FROM 2024_orders", "SELECT * FROM 2025_orders"),
+            (
+                "SELECT * FROM t WHERE a = E'x\\'' AND b = 1",
+                "SELECT * FROM t WHERE a = E'x\\'' OR c = 2",
+            ),
+            (
+                "SELECT $$it's$$ FROM a WHERE x = 1",
+                "SELECT $$it's$$ FROM b WHERE x = 1",
+            ),
+            ("SELECT $tag$a$$b$tag$ FROM a", "SELECT $tag$a$$b$tag$ FROM b"),
+            ("SELECT * FROM t WHERE a IS NULL", "SELECT * FROM t WHERE a IS TRUE"),
+            ("SELECT * FROM t WHERE a IS NOT NULL", "SELECT * FROM t WHERE a IS NULL"),
+        ] {
+            assert_ne!(fingerprint(a), fingerprint(b), "{a} / {b}");
+            assert_ne!(hash(a), hash(b), "{a} / {b}");
+        }
+        for (a, b) in [
+            (
+                "SELECT * FROM t WHERE a BETWEEN -5 AND 5",
+                "SELECT * FROM t WHERE a BETWEEN 5 AND 5",
+            ),
+            (
+                "SELECT CASE WHEN a THEN -1 ELSE 1 END",
+                "SELECT CASE WHEN a THEN 1 ELSE 1 END",
+            ),
+            ("SELECT * FROM t WHERE a = 1e-5", "SELECT * FROM t WHERE a = 1e5"),
+            ("SELECT * FROM t WHERE a = 'O\\'Brien'", "SELECT * FROM t WHERE a = 'x'"),
+            ("SELECT * FROM t WHERE a = 0x1F", "SELECT * FROM t WHERE a = 7"),
+            ("SELECT * FROM t WHERE id = $1", "SELECT * FROM t WHERE id = $2"),
+        ] {
+            assert_eq!(fingerprint(a), fingerprint(b), "{a} / {b}");
+        }
+        for sql in [
+            "SELECT * FROM t WHERE name = 'O\\'Brien secret'",
+            "SELECT $$hello secret world$$",
+            "SELECT $q$it's $$ secret$q$",
+            "SELECT E'a\\'secret'",
+            "/* x /* y */ secret */ SELECT 1",
+            "SELECT 1 /* secret",
+            "SELECT 'unterminated secret",
+        ] {
+            assert!(!fingerprint(sql).contains("secret"), "{sql} -> {}", fingerprint(sql));
+        }
     }
 
     #[test]
