@@ -2,7 +2,7 @@
 //! `#[async_trait]` leaves behind, or a plain synchronous body.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::quote_spanned;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Block, Expr, ReturnType, Signature, Stmt, Type, TypeImplTrait};
@@ -78,16 +78,18 @@ pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
 
 /// An unreachable `return` of the declared type at the top of the async block: it fixes the block's output
 /// type, so `?` and type errors behave as in the original `async fn` (tracing-attributes does the same).
+/// Without a declared type it is `()`: a body that never returns (`loop { .. }`, a server) would otherwise leave
+/// the type to the outcome's probe, which picks `Result`.
 pub(crate) fn typed_fake_return(output: &ReturnType) -> TokenStream {
-    let ReturnType::Type(_, ty) = output else {
-        return TokenStream::new();
+    let (ty, span) = match output {
+        ReturnType::Type(_, ty) if contains_impl_trait(ty) || matches!(**ty, Type::Never(_)) => {
+            return TokenStream::new()
+        }
+        // Spanned at the declared type: a body of the wrong type gets "return type inferred to be `T` here"
+        // pointing at the signature, not at the attribute.
+        ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+        ReturnType::Default => (quote!(()), Span::call_site()),
     };
-    if contains_impl_trait(ty) || matches!(**ty, Type::Never(_)) {
-        return TokenStream::new();
-    }
-    // Spanned at the declared type: a body of the wrong type gets "return type inferred to be `T` here"
-    // pointing at the signature, not at the attribute.
-    let span = ty.span();
     let unreachable = Ident::new("observe_unreachable", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
         #[allow(

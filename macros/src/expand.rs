@@ -257,13 +257,16 @@ fn classify_closure(names: &Names, private: &TokenStream) -> TokenStream {
 }
 
 /// The closure around a sync body returns the function's type, so `?` and type errors behave as in the
-/// original function. `impl Trait` cannot be written there: those closures are left to inference.
+/// original function, and a body that never returns (`loop { .. }`, `process::exit`) still has it (`()` when
+/// none is declared: left to inference, the outcome's probe would pick `Result`). `impl Trait` cannot be written
+/// there: those closures are left to inference.
 fn closure_output(output: &ReturnType) -> TokenStream {
     match output {
         ReturnType::Type(arrow, ty) if !asyncness::contains_impl_trait(ty) && !is_never(ty) => {
             quote!(#arrow #ty)
         }
-        _ => TokenStream::new(),
+        ReturnType::Type(..) => TokenStream::new(),
+        ReturnType::Default => quote!(-> ()),
     }
 }
 
