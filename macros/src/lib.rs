@@ -17,7 +17,7 @@ mod tests;
 /// See the documentation of `observe::observe` for the arguments and examples.
 #[proc_macro_attribute]
 pub fn observe(args: TokenStream, item: TokenStream) -> TokenStream {
-    observe_impl(args.into(), item.into()).into()
+    observe_impl(args.into(), item.into(), cfg!(feature = "disabled")).into()
 }
 
 /// Leaves a function out of the `#[observe(...)]` on its module or `impl` block. On its own it does nothing.
@@ -32,15 +32,22 @@ pub fn skip(args: TokenStream, item: TokenStream) -> TokenStream {
     quote::quote!(#item #error).into()
 }
 
-/// The whole macro on `proc_macro2` tokens, so that it can run outside of a compiler (snapshot tests).
-fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+/// The whole macro on `proc_macro2` tokens, so that it can run outside of a compiler (snapshot tests);
+/// `disabled`: observability compiled out (the `disabled` feature).
+fn observe_impl(
+    args: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+    disabled: bool,
+) -> proc_macro2::TokenStream {
     let args_tokens = args.clone();
     let args = syn::parse2::<args::Args>(args).unwrap_or_else(|err| args::Args {
         errors: vec![err],
         ..args::Args::default()
     });
     let mut errors = args.errors.clone();
-    if cfg!(feature = "disabled") {
+    if disabled {
+        // Checked as when observability is on: a misuse must not compile only while it is compiled out.
+        errors.extend(item_errors(&args, &item));
         // Observability compiled out: arguments are still checked, the item is left as it is, except that a
         // `carrier = expr` is still read, never evaluated (a field only the attribute reads is not dead code).
         let item = match (&args.carrier, syn::parse2::<syn::ItemFn>(item.clone())) {
@@ -91,6 +98,19 @@ fn observe_impl(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) 
         return with_errors(item, errors);
     }
     expand::expand(&args, function)
+}
+
+/// What is wrong with the annotated item itself (the checks of the expansion, without expanding).
+fn item_errors(args: &args::Args, item: &proc_macro2::TokenStream) -> Vec<syn::Error> {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Mod(module)) if module.content.is_none() => vec![container::outline_module(&module)],
+        Ok(syn::Item::Mod(_)) => container::validate(args, "a module"),
+        Ok(syn::Item::Impl(_)) => container::validate(args, "an `impl` block"),
+        _ => match parse_function(item) {
+            Ok(function) => expand::validate(args, &function),
+            Err(err) => vec![err],
+        },
+    }
 }
 
 const GOES_ON: &str =

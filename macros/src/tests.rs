@@ -11,7 +11,7 @@ use crate::observe_impl;
 /// Errors come out as `compile_error!` items after the untouched item, so they format too.
 fn check(name: &str, args: TokenStream, item: TokenStream) {
     let input = format(quote!(#[observe(#args)] #item));
-    let output = format(observe_impl(args, item));
+    let output = format(observe_impl(args, item, false));
     insta::with_settings!({ omit_expression => true, prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, format!("{input}\n// ---- expands to ----\n\n{output}"));
     });
@@ -238,4 +238,47 @@ fn argument_errors_recover() {
             fn get(&self, id: u64, secret: &str) {}
         },
     );
+}
+
+/// With observability compiled out (`observe/disabled`) the item is left alone, but its misuses are still
+/// errors: code must not compile only while observability is off.
+#[test]
+fn compiled_out_misuses_are_still_errors() {
+    for (args, item, error) in [
+        (
+            quote!(fields(nope)),
+            quote!(
+                fn f() {}
+            ),
+            "nope",
+        ),
+        (
+            quote!(),
+            quote!(
+                const fn g() {}
+            ),
+            "const",
+        ),
+        (
+            quote!(name = "x"),
+            quote!(
+                mod m {}
+            ),
+            "name",
+        ),
+    ] {
+        let output = observe_impl(args.clone(), item.clone(), true).to_string();
+        assert!(output.contains("compile_error"), "#[observe({args})] {item}: {output}");
+        assert!(output.contains(error), "#[observe({args})] {item}: {output}");
+    }
+    // A correct use stays as it was.
+    let output = observe_impl(
+        quote!(handler),
+        quote!(
+            fn ok() {}
+        ),
+        true,
+    )
+    .to_string();
+    assert!(!output.contains("compile_error"), "{output}");
 }
