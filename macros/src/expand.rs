@@ -97,6 +97,10 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
     let private = Ident::new("__observe_private", Span::call_site());
     let private = quote!(#private);
     let ItemFn { attrs, vis, sig, block } = item;
+    // `#![..]` written inside the body stays first inside the generated one; the others stay on the function.
+    let (inner_attrs, attrs): (Vec<_>, Vec<_>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, syn::AttrStyle::Inner(_)));
 
     let site = site_static(args, &sig.ident, &private);
     let scope = &names.scope;
@@ -176,6 +180,7 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            #(#inner_attrs)*
             use #krate::__private as #private;
             #site
             #body
