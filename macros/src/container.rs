@@ -68,6 +68,16 @@ impl Marker<'_> {
             match item {
                 Item::Fn(function) => self.mark(&mut function.attrs, function.sig.constness.is_some()),
                 Item::Impl(block) if !block.attrs.iter().any(is_observe) => self.impl_items(block),
+                // A trait's default methods (those with a body) are functions of the module too.
+                Item::Trait(definition) => {
+                    for item in &mut definition.items {
+                        if let syn::TraitItem::Fn(method) = item {
+                            if method.default.is_some() {
+                                self.mark(&mut method.attrs, method.sig.constness.is_some());
+                            }
+                        }
+                    }
+                }
                 Item::Mod(module) if !module.attrs.iter().any(is_observe) => {
                     if let Some((_, items)) = &mut module.content {
                         self.items(items);

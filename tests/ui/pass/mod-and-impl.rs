@@ -28,6 +28,22 @@ mod api {
             v
         }
     }
+
+    pub trait Describe {
+        fn name(&self) -> &'static str;
+        // A default method has a body: observed like the module's other functions.
+        fn describe(&self) -> String {
+            format!("the {}", self.name())
+        }
+    }
+
+    pub struct Shop;
+
+    impl Describe for Shop {
+        fn name(&self) -> &'static str {
+            "shop"
+        }
+    }
 }
 
 struct OrderService {
@@ -84,4 +100,7 @@ fn main() {
     assert_eq!(kind_of("::get"), Some(observe::Kind::Task));
     assert!(kind_of("::health").is_none() && kind_of("::internal").is_none(), "skipped");
     assert!(kind_of("::version").is_none(), "a const fn cannot be observed and is left alone");
+    use api::Describe as _;
+    assert_eq!(api::Shop.describe(), "the shop");
+    assert_eq!(kind_of("::describe"), Some(observe::Kind::Handler), "a trait's default method");
 }
