@@ -7,6 +7,7 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, Pat, ReturnType, Type};
 
@@ -85,7 +86,7 @@ fn argument_names(item: &ItemFn) -> Vec<String> {
 fn has_argument(item: &ItemFn, name: &Ident) -> bool {
     item.sig.inputs.iter().any(|arg| match arg {
         FnArg::Receiver(_) => name == "self",
-        FnArg::Typed(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident == *name),
+        FnArg::Typed(typed) => matches!(&*typed.pat, Pat::Ident(p) if p.ident.unraw() == name.unraw()),
     })
 }
 
@@ -192,12 +193,12 @@ pub(crate) fn expand(args: &Args, item: ItemFn) -> TokenStream {
 fn site_static(args: &Args, ident: &Ident, private: &TokenStream) -> TokenStream {
     let kind = format_ident!("{}", args.kind().variant());
     let level = format_ident!("{}", args.level());
-    let span_name = ident.to_string();
+    let span_name = ident.unraw().to_string();
     let name = match &args.name {
         Some(name) => quote!(#name),
         None => quote!(::core::concat!(::core::module_path!(), "::", #span_name)),
     };
-    let fields = args.fields.iter().map(|f| f.to_string());
+    let fields = args.fields.iter().map(|f| f.unraw().to_string());
     // `line!()` spanned at the function's name reports the line of the `fn`, not of the attribute.
     let line = quote_spanned!(ident.span()=> ::core::line!());
     let max_queries = args.max_queries.as_ref().map(|n| quote!(.with_max_queries(#n)));
@@ -223,7 +224,7 @@ fn record_fields(args: &Args, names: &Names, private: &TokenStream) -> TokenStre
     }
     let scope = &names.scope;
     let records = args.fields.iter().map(|field| {
-        let name = field.to_string();
+        let name = field.unraw().to_string();
         // Located at the user's field name (hygiene unchanged), and the value coerced to `&dyn Debug` at the
         // argument: a missing `Debug` impl is one error, pointing at the field in the attribute.
         let span = field.span();

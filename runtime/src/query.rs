@@ -303,10 +303,16 @@ pub fn record_http(elapsed: Duration) {
 /// assert_eq!(cached(), None);
 /// ```
 pub fn time<R>(statement: &str, f: impl FnOnce() -> R) -> R {
-    let started = Instant::now();
-    let result = f();
-    record(statement, started.elapsed());
-    result
+    /// Records on the way out, also when `f` panics (the query ran all the same, as `time_future` counts one
+    /// dropped part-way).
+    struct Timed<'a>(&'a str, Instant);
+    impl Drop for Timed<'_> {
+        fn drop(&mut self) {
+            record(self.0, self.1.elapsed());
+        }
+    }
+    let _timed = Timed(statement, Instant::now());
+    f()
 }
 
 /// Wraps a future so that it is recorded as one query when it completes (or is dropped part-way: the query
@@ -440,5 +446,13 @@ mod tests {
         assert_eq!(flagged.len(), 1);
         assert_eq!((flagged[0].0, flagged[0].2), (7, 100));
         assert_eq!(state.count.get(), TRACKED as u32 + 100);
+    }
+
+    #[test]
+    fn a_timed_query_that_panics_is_still_recorded() {
+        let (panicked, captured) =
+            crate::testing::capture(|| std::panic::catch_unwind(|| time("SELECT 1", || panic!("the driver failed"))));
+        assert!(panicked.is_err());
+        assert_eq!(captured.queries.len(), 1);
     }
 }
