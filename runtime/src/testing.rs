@@ -287,6 +287,8 @@ impl<F> fmt::Debug for CaptureFuture<F> {
 
 /// Asserts that an expression runs exactly `n` queries, and returns its value. On failure, the message lists
 /// the statements that ran. For a future, write `assert_queries!(n, async expr)` and `.await` the result.
+/// Like [`capture`], it sees the thread (or task) it runs on: queries of work spawned elsewhere
+/// (`observe::spawn`, another thread) are not counted.
 ///
 /// ```
 /// #[observe::observe]
