@@ -238,7 +238,8 @@ pub fn capture_future<F: Future>(future: F) -> CaptureFuture<F> {
         log: Box::new(CaptureLog::default()),
         frame: None,
         active: None,
-        future,
+        future: std::mem::ManuallyDrop::new(future),
+        dropped: false,
     }
 }
 
@@ -253,7 +254,19 @@ pub struct CaptureFuture<F> {
     log: Box<CaptureLog>,
     frame: Option<Frame>,
     active: Option<Active>,
-    future: F,
+    /// Dropped by hand: once it completes, inside the capture (a scope it still holds, such as one a timeout
+    /// cancelled, ends there and is captured); else with the capture.
+    future: std::mem::ManuallyDrop<F>,
+    dropped: bool,
+}
+
+impl<F> Drop for CaptureFuture<F> {
+    fn drop(&mut self) {
+        if !self.dropped {
+            // SAFETY: not dropped yet (`dropped`), dropped in place (it is pinned), never used again.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.future) };
+        }
+    }
 }
 
 impl<F: Future> Future for CaptureFuture<F> {
@@ -262,13 +275,21 @@ impl<F: Future> Future for CaptureFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned and never moved; the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        if this.dropped {
+            // Polled again after completing: nothing more comes (the future is gone).
+            return Poll::Pending;
+        }
         this.active.get_or_insert_with(Active::start);
         let log: *const CaptureLog = &*this.log;
         let frame = this.frame.get_or_insert_with(|| Frame::new(None, log));
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         let poll = run_in_frame(frame, || future.poll(cx));
         match poll {
             Poll::Ready(output) => {
+                let future = &mut this.future;
+                // SAFETY: dropped once, in place, and marked so.
+                run_in_frame(frame, || unsafe { std::mem::ManuallyDrop::drop(future) });
+                this.dropped = true;
                 this.active = None;
                 this.frame = None;
                 let captured = std::mem::take(&mut *this.log.lock());

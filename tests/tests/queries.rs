@@ -470,3 +470,28 @@ fn a_cancelled_scope_reports_its_n_plus_one_once_and_keeps_its_last_query() {
         assert_eq!(scope.queries, 7, "{name}: six in the loop and the one being timed");
     }
 }
+
+#[observe(task)]
+async fn slow_task() {
+    observe::query::record("SELECT 1", Duration::ZERO);
+    std::future::pending::<()>().await;
+}
+
+/// `capture_future` around a timeout: the scope the timeout cancels ends inside the capture and is in it.
+#[test]
+fn capture_future_keeps_the_scope_its_future_cancelled() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (elapsed, captured) = runtime.block_on(async {
+        let slow = tokio::time::timeout(Duration::from_millis(10), slow_task());
+        observe::testing::capture_future(slow).await
+    });
+    assert!(elapsed.is_err());
+    let scope = captured
+        .scope("slow_task")
+        .unwrap_or_else(|| panic!("{:?}", captured.scopes));
+    assert_eq!(scope.outcome, observe::Outcome::Cancelled);
+    assert_eq!(scope.queries, 1);
+}
