@@ -292,25 +292,30 @@ impl<'a> Iterator for Tokens<'a> {
     }
 }
 
-/// If `tokens` starts right after an `(`, and the group holds only values, commas and signs, skips past its
-/// closing `)` and returns true.
 /// Where the string literal whose text starts at `pos` (after its opening quote) ends: after its closing quote.
-/// A doubled quote (`''`) and a backslash (`\'`, MySQL's and `E'..'`'s escape) do not close it: better one
-/// string too long (the fingerprint loses some structure) than a literal's text taken for SQL (and logged).
-fn string_end(sql: &str, mut pos: usize) -> usize {
+/// A doubled quote (`''`) does not close it, nor a quote after a backslash (`\'`, MySQL's and `E'..'`'s
+/// escape): better one string too long than a literal's text taken for SQL (and logged). If reading
+/// backslashes as escapes leaves the string unclosed, it was a standard string ending in one (`'C:\'`, as in
+/// PostgreSQL): read again without them.
+fn string_end(sql: &str, pos: usize) -> usize {
     let bytes = sql.as_bytes();
-    while let Some(i) = bytes[pos..].iter().position(|&c| c == b'\'' || c == b'\\') {
-        pos += i + 1;
-        if bytes[pos - 1] == b'\\' {
-            // Skip the escaped character, whole.
-            pos += sql[pos..].chars().next().map_or(0, char::len_utf8);
-        } else if bytes.get(pos) == Some(&b'\'') {
-            pos += 1;
-        } else {
-            return pos;
+    let scan = |mut pos: usize, backslash: bool| -> Option<usize> {
+        loop {
+            let i = bytes[pos..]
+                .iter()
+                .position(|&c| c == b'\'' || (backslash && c == b'\\'))?;
+            pos += i + 1;
+            if bytes[pos - 1] == b'\\' {
+                // Skip the escaped character, whole.
+                pos += sql[pos..].chars().next().map_or(0, char::len_utf8);
+            } else if bytes.get(pos) == Some(&b'\'') {
+                pos += 1;
+            } else {
+                return Some(pos);
+            }
         }
-    }
-    bytes.len()
+    };
+    scan(pos, true).or_else(|| scan(pos, false)).unwrap_or(bytes.len())
 }
 
 /// The length of the dollar-quote tag starting at `start` (`$$` or `$tag$`), if one starts there.
@@ -323,24 +328,43 @@ fn dollar_tag(bytes: &[u8], start: usize) -> Option<usize> {
     (!starts_with_digit && bytes.get(start + 1 + name) == Some(&b'$')).then_some(name + 2)
 }
 
-/// Whether `text` is a number: digits with an optional fraction and exponent, or `0x` and hex digits.
+/// Whether `text` (starting with a digit) is a number: digits (with `_` between them, as PostgreSQL 16 allows)
+/// with an optional fraction and exponent, or `0x`, `0b`, `0o` and their digits. Otherwise it is a name
+/// (`2024_orders`, as MySQL allows).
 fn is_number(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() > 2 && bytes[0] == b'0' && bytes[1] | 0x20 == b'x' {
-        return bytes[2..].iter().all(u8::is_ascii_hexdigit);
+    let digits_of = |digits: &[u8], radix: u32| {
+        !digits.is_empty()
+            && digits.first() != Some(&b'_')
+            && digits.last() != Some(&b'_')
+            && digits.iter().all(|&c| c == b'_' || char::from(c).is_digit(radix))
+    };
+    if bytes.len() > 2 && bytes[0] == b'0' {
+        match bytes[1] | 0x20 {
+            b'x' => return digits_of(&bytes[2..], 16),
+            b'b' => return digits_of(&bytes[2..], 2),
+            b'o' => return digits_of(&bytes[2..], 8),
+            _ => {}
+        }
     }
     let digits = |i: &mut usize| {
         let from = *i;
-        while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+        while bytes
+            .get(*i)
+            .is_some_and(|c| c.is_ascii_digit() || (*c == b'_' && *i > from))
+        {
             *i += 1;
         }
-        *i > from
+        *i > from && bytes[*i - 1] != b'_'
     };
     let mut i = 0;
     let whole = digits(&mut i);
     if bytes.get(i) == Some(&b'.') {
         i += 1;
-        digits(&mut i);
+        let from = i;
+        if !digits(&mut i) && i != from {
+            return false;
+        }
     }
     if whole && bytes.get(i).is_some_and(|&c| c | 0x20 == b'e') {
         i += 1;
@@ -354,6 +378,8 @@ fn is_number(text: &str) -> bool {
     whole && i == bytes.len()
 }
 
+/// If `tokens` starts right after an `(`, and the group holds only values, commas and signs, skips past its
+/// closing `)` and returns true.
 fn skip_value_group(tokens: &mut Tokens<'_>) -> bool {
     let mut ahead = tokens.clone();
     let mut values = 0;
@@ -559,6 +585,10 @@ mod tests {
             ("SELECT $tag$a$$b$tag$ FROM a", "SELECT $tag$a$$b$tag$ FROM b"),
             ("SELECT * FROM t WHERE a IS NULL", "SELECT * FROM t WHERE a IS TRUE"),
             ("SELECT * FROM t WHERE a IS NOT NULL", "SELECT * FROM t WHERE a IS NULL"),
+            (
+                "SELECT * FROM t WHERE p = 'C:\\' AND q = 1",
+                "SELECT * FROM t WHERE p = 'C:\\' OR q = 1",
+            ),
         ] {
             assert_ne!(fingerprint(a), fingerprint(b), "{a} / {b}");
             assert_ne!(hash(a), hash(b), "{a} / {b}");
@@ -576,6 +606,12 @@ mod tests {
             ("SELECT * FROM t WHERE a = 'O\\'Brien'", "SELECT * FROM t WHERE a = 'x'"),
             ("SELECT * FROM t WHERE a = 0x1F", "SELECT * FROM t WHERE a = 7"),
             ("SELECT * FROM t WHERE id = $1", "SELECT * FROM t WHERE id = $2"),
+            ("SELECT * FROM t WHERE a = 1_000", "SELECT * FROM t WHERE a = 7"),
+            ("SELECT * FROM t WHERE a = 0b101", "SELECT * FROM t WHERE a = 0o17"),
+            (
+                "SELECT * FROM t WHERE p = 'C:\\' AND q = 1",
+                "SELECT * FROM t WHERE p = 'D:\\' AND q = 2",
+            ),
         ] {
             assert_eq!(fingerprint(a), fingerprint(b), "{a} / {b}");
         }

@@ -201,6 +201,30 @@ impl Visit for EscapingVisitor<'_> {
         }
     }
 
+    /// An error as tracing's own formatter writes it: its message, then its causes (`err.sources=[..]`).
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+        if self.result.is_err() {
+            return;
+        }
+        let mut source = value.source();
+        if source.is_none() {
+            return;
+        }
+        let name = field.name();
+        self.result = write!(self.writer, " {}.sources=[", name.strip_prefix("r#").unwrap_or(name)).and_then(|()| {
+            let mut first = true;
+            while let Some(cause) = source {
+                if !std::mem::replace(&mut first, false) {
+                    self.writer.write_str(", ")?;
+                }
+                write!(Escaped(&mut self.writer), "{cause}")?;
+                source = cause.source();
+            }
+            self.writer.write_char(']')
+        });
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_err() {
             return;
@@ -469,6 +493,38 @@ mod tests {
         let mut out = String::new();
         write!(Escaped(&mut out), "a\nb\r\nc\u{1b}[31md\u{2028}e\te").unwrap();
         assert_eq!(out, "a\\nb\\r\\nc\\u{1b}[31md\\u{2028}e\\te");
+    }
+
+    #[test]
+    fn errors_keep_their_causes_escaped() {
+        #[derive(Debug)]
+        struct Failed(&'static str, Option<Box<Failed>>);
+        impl fmt::Display for Failed {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Failed {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let error = Failed("query failed", Some(Box::new(Failed("socket\nclosed", None))));
+        let mut out = String::new();
+        let mut visitor = EscapingVisitor::new(Writer::new(&mut out));
+        let field = tracing::field::FieldSet::new(&["err"], tracing::callsite::Identifier(&CALLSITE));
+        visitor.record_error(&field.field("err").unwrap(), &error);
+        visitor.result.unwrap();
+        assert_eq!(out, "err=query failed err.sources=[socket\\nclosed]");
+    }
+
+    struct TestCallsite;
+    static CALLSITE: TestCallsite = TestCallsite;
+    impl tracing::callsite::Callsite for TestCallsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unreachable!("not asked in this test")
+        }
     }
 
     #[test]

@@ -287,9 +287,10 @@ impl<F: Future> Future for CaptureFuture<F> {
         match poll {
             Poll::Ready(output) => {
                 let future = &mut this.future;
+                // Marked first: if its drop panics, `Drop` must not drop it again.
+                this.dropped = true;
                 // SAFETY: dropped once, in place, and marked so.
                 run_in_frame(frame, || unsafe { std::mem::ManuallyDrop::drop(future) });
-                this.dropped = true;
                 this.active = None;
                 this.frame = None;
                 let captured = std::mem::take(&mut *this.log.lock());
