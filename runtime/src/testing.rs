@@ -354,3 +354,40 @@ pub fn __check_queries(expected: usize, captured: &Captured, what: &str) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Completes at once; its drop counts itself and panics.
+    struct PanicsOnDrop(Arc<AtomicUsize>);
+
+    impl Future for PanicsOnDrop {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Ready(())
+        }
+    }
+
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("the future's drop panics");
+        }
+    }
+
+    /// A future whose drop panics once completed is dropped once: the capture must not drop it again.
+    #[test]
+    fn a_completed_future_is_dropped_once_even_if_its_drop_panics() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut capture = Box::pin(capture_future(PanicsOnDrop(Arc::clone(&drops))));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| capture.as_mut().poll(&mut cx)));
+        assert!(polled.is_err(), "the drop's panic goes on");
+        drop(capture);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}
