@@ -223,13 +223,19 @@ impl QueryState {
 /// ```
 pub fn record(statement: &str, elapsed: Duration) {
     let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    let mut hash = None;
+    record_fingerprinted(statement, None, nanos);
+}
+
+/// [`record`], with the statement's fingerprint hash when the caller knows it already (`None`: computed here,
+/// only if a scope is there to take it), and the time in nanoseconds.
+pub(crate) fn record_fingerprinted(statement: &str, fingerprint: Option<u64>, nanos: u64) {
+    let mut hash = fingerprint;
     let mut scoped = false;
     for_each_frame(|frame: &Frame| {
         let hash = *hash.get_or_insert_with(|| crate::fingerprint::hash(statement));
         frame.queries.add(hash, statement, nanos);
         scoped |= frame.site.is_some();
-        frame.capture_query(statement, elapsed);
+        frame.capture_query(statement, nanos);
     });
     if !scoped {
         record_unscoped(nanos);

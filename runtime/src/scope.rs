@@ -57,10 +57,11 @@ impl Frame {
         self.site.is_none() && !self.capture.is_null()
     }
 
-    pub(crate) fn capture_query(&self, statement: &str, elapsed: std::time::Duration) {
+    #[inline]
+    pub(crate) fn capture_query(&self, statement: &str, nanos: u64) {
         // SAFETY: a capture pointer is set only by `testing`, to a log that outlives the frame.
         if let Some(log) = unsafe { self.capture.as_ref() } {
-            log.query(statement, elapsed);
+            log.query(statement, std::time::Duration::from_nanos(nanos));
         }
     }
 }

@@ -246,7 +246,8 @@ where
         if event.metadata().target() != TARGET {
             return;
         }
-        // The fields are read into buffers reused by every event of this thread: no allocation once warm.
+        // The fields are read into state reused by every event of this thread: no allocation once warm, and a
+        // statement this thread saw lately is neither copied nor hashed again (see `Recent`).
         thread_local! {
             static FIELDS: RefCell<Fields> = RefCell::new(Fields::default());
         }
@@ -256,14 +257,15 @@ where
             };
             fields.clear();
             event.record(&mut *fields);
-            let Some(elapsed) = fields.elapsed else {
+            let Some(nanos) = fields.elapsed else {
                 return;
             };
-            let statement = fields.statement();
+            let (statement, fingerprint) = fields.statement();
             if crate::scope::in_scope() {
-                crate::query::record(statement, elapsed);
+                crate::query::record_fingerprinted(statement, fingerprint, nanos);
                 return;
             }
+            let elapsed = Duration::from_nanos(nanos);
             #[cfg(feature = "sqlx-sqlite")]
             if crate::sqlite_trace::sqlx_thread_traced() {
                 // SQLite's trace hook counted it already (see `trace_sqlite`).
@@ -283,7 +285,7 @@ where
                 .and_then(|mut spans| spans.find(|span| span.extensions().get::<ScopeSpan>().is_some()));
             match scope_span {
                 Some(span) => crate::query::hand_over(span.id().into_u64(), statement, elapsed),
-                None => crate::query::record(statement, elapsed),
+                None => crate::query::record_fingerprinted(statement, fingerprint, nanos),
             }
         });
     }
@@ -294,49 +296,216 @@ where
     }
 }
 
+/// Where the statement of the event being read is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+enum Found {
+    /// Not seen (yet): an event without `summary` or `db.statement`, or with empty ones.
+    #[default]
+    Nothing,
+    /// In slot `n` of [`Recent`], with its fingerprint.
+    Recent(usize),
+    /// Copied into `Fields::long` (a statement longer than [`Recent`] keeps).
+    Long,
+}
+
 #[derive(Default)]
 struct Fields {
-    elapsed: Option<Duration>,
-    summary: String,
-    statement: String,
+    /// `elapsed_secs`, in nanoseconds.
+    elapsed: Option<u64>,
+    found: Found,
+    long: String,
+    recent: Recent,
 }
+
+/// sqlx ends an abbreviated summary (the first four words of a longer statement) with this, and then gives the
+/// whole statement in `db.statement`.
+const ABBREVIATED: &str = " \u{2026}";
 
 impl Fields {
     fn clear(&mut self) {
         self.elapsed = None;
-        self.summary.clear();
-        self.statement.clear();
+        self.found = Found::Nothing;
     }
 
+    /// The statement, and its fingerprint hash when it is already known.
+    ///
     /// sqlx puts a short statement in `summary` and leaves `db.statement` empty; a long one is in full in
-    /// `db.statement` and abbreviated in `summary`.
-    fn statement(&self) -> &str {
-        // sqlx pads the full statement with ASCII newlines; other edge whitespace does not matter here.
-        let full = self.statement.trim_ascii();
-        if full.is_empty() {
-            self.summary.trim_ascii()
-        } else {
-            full
+    /// `db.statement` and abbreviated in `summary`. An abbreviated summary is not even looked at; if
+    /// `db.statement` then turns out empty (no sqlx version sends that), the query is counted without a
+    /// statement.
+    fn statement(&self) -> (&str, Option<u64>) {
+        match self.found {
+            Found::Recent(slot) => {
+                let (text, fingerprint) = self.recent.get(slot);
+                (text, Some(fingerprint))
+            }
+            Found::Long => (&self.long, None),
+            Found::Nothing => ("", None),
         }
+    }
+
+    /// Out of line: `record_str` stays small for the fields that are not the statement.
+    #[inline(never)]
+    fn take(&mut self, value: &str) {
+        // sqlx pads the full statement with ASCII newlines; other edge whitespace does not matter here.
+        let text = value.trim_ascii();
+        if text.is_empty() {
+            return;
+        }
+        self.found = match self.recent.find(text) {
+            Some(slot) => Found::Recent(slot),
+            None if text.len() <= Recent::LONGEST => Found::Recent(self.recent.insert(text)),
+            None => {
+                text.clone_into(&mut self.long);
+                Found::Long
+            }
+        };
     }
 }
 
 impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() == "elapsed_secs" && value.is_finite() && value >= 0.0 {
-            // Finite and not negative: the cast cannot wrap (it saturates past u64::MAX nanoseconds). Cheaper
-            // than `Duration::from_secs_f64`, whose exact rounding is not needed for a timing.
-            self.elapsed = Some(Duration::from_nanos((value * 1e9) as u64));
+        if field.name() == "elapsed_secs" && value >= 0.0 {
+            // Not negative and not NaN: the cast cannot wrap (it saturates at u64::MAX nanoseconds, infinity
+            // included). Rounded to the nearest nanosecond (sqlx's seconds are a `Duration` divided by 1e9), and
+            // cheaper than `Duration::from_secs_f64`.
+            self.elapsed = Some((value * 1e9 + 0.5) as u64);
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "summary" => value.clone_into(&mut self.summary),
-            "db.statement" => value.clone_into(&mut self.statement),
+            // An abbreviated summary is not the statement: `db.statement` has it.
+            "summary" if self.found == Found::Nothing && !value.ends_with(ABBREVIATED) => self.take(value),
+            "db.statement" => self.take(value),
             _ => {}
         }
     }
 
     fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
+
+/// The statements this thread's sqlx events named lately, with their fingerprint hashes. An application runs
+/// the same few hundred statement texts again and again, so a repeated one is found by comparing its text
+/// with at most two candidates (picked by its length and three of its words), instead of being copied out of
+/// the event and hashed. A new one is copied once and fingerprinted. Bounded: 64 sets of two statements of at
+/// most [`Recent::LONGEST`] bytes each (longer ones are copied every time, as before), per thread that runs sqlx
+/// statements.
+struct Recent {
+    slots: Vec<(String, u64)>,
+    /// Per set, the way used last (the other one is replaced on a miss).
+    last: [u8; Recent::SETS],
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            slots: vec![(String::new(), 0); Recent::SETS * 2],
+            last: [0; Recent::SETS],
+        }
+    }
+}
+
+impl Recent {
+    const SETS: usize = 64;
+    const LONGEST: usize = 1024;
+
+    /// The set a text may be in: its length and its first, middle and last eight bytes, mixed.
+    fn set(text: &[u8]) -> usize {
+        let n = text.len();
+        let mixed = match text.first_chunk::<8>() {
+            Some(&first) => {
+                let word = |at: usize| {
+                    text[at..]
+                        .first_chunk::<8>()
+                        .map_or(0, |&word| u64::from_le_bytes(word))
+                };
+                u64::from_le_bytes(first) ^ word(n / 2 - 4).rotate_left(21) ^ word(n - 8).rotate_left(42)
+            }
+            None => {
+                let mut word = [0u8; 8];
+                word[..n].copy_from_slice(text);
+                u64::from_le_bytes(word)
+            }
+        };
+        let mixed = (mixed ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 58) as usize % Recent::SETS
+    }
+
+    fn find(&mut self, text: &str) -> Option<usize> {
+        let set = Recent::set(text.as_bytes());
+        for way in 0..2 {
+            let slot = set * 2 + way;
+            // An empty slot holds "", which no looked-up text is (empty texts are not taken).
+            if self.slots[slot].0 == text {
+                self.last[set] = way as u8;
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    fn insert(&mut self, text: &str) -> usize {
+        let set = Recent::set(text.as_bytes());
+        let way = 1 - usize::from(self.last[set]);
+        self.last[set] = way as u8;
+        let slot = set * 2 + way;
+        let (stored, fingerprint) = &mut self.slots[slot];
+        text.clone_into(stored);
+        *fingerprint = crate::fingerprint::normalized_hash(text);
+        slot
+    }
+
+    fn get(&self, slot: usize) -> (&str, u64) {
+        let (text, fingerprint) = &self.slots[slot];
+        (text, *fingerprint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    /// Three statements of the same set (same length, same first, middle and last eight bytes).
+    fn same_set() -> [String; 3] {
+        let texts =
+            ["a", "b", "c"].map(|c| format!("SELECT id, name, {c}x FROM items WHERE   owner_id = ? ORDER BY id"));
+        assert!(texts
+            .iter()
+            .all(|t| Recent::set(t.as_bytes()) == Recent::set(texts[0].as_bytes())));
+        texts
+    }
+
+    #[test]
+    fn two_statements_of_one_set_stay_and_a_third_replaces_the_one_used_less_recently() {
+        let [a, b, c] = same_set();
+        let mut recent = Recent::default();
+        assert_eq!(recent.find(&a), None);
+        let slot_a = recent.insert(&a);
+        let slot_b = recent.insert(&b);
+        assert_ne!(slot_a, slot_b);
+        assert_eq!(recent.find(&a), Some(slot_a));
+        assert_eq!(recent.find(&b), Some(slot_b));
+        // `b` was used last: `c` takes `a`'s place.
+        assert_eq!(recent.insert(&c), slot_a);
+        assert_eq!(recent.find(&a), None);
+        assert_eq!(recent.find(&b), Some(slot_b));
+        assert_eq!(
+            recent.get(slot_b),
+            (b.as_str(), crate::fingerprint::normalized_hash(&b))
+        );
+        assert_eq!(
+            recent.get(slot_a),
+            (c.as_str(), crate::fingerprint::normalized_hash(&c))
+        );
+    }
+
+    #[test]
+    fn short_and_empty_texts_have_a_set() {
+        for text in ["", "a", "SELECT", "SELECT 1"] {
+            assert!(Recent::set(text.as_bytes()) < Recent::SETS);
+        }
+        // An empty slot is never found for a text (the layer never looks up an empty one).
+        assert_eq!(Recent::default().find("x"), None);
+    }
 }
