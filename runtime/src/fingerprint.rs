@@ -78,8 +78,7 @@ pub(crate) fn hash(sql: &str) -> u64 {
     fingerprint
 }
 
-/// The fingerprint hash of `sql`, computed (not cached): for callers that keep their own cache.
-pub(crate) fn normalized_hash(sql: &str) -> u64 {
+fn normalized_hash(sql: &str) -> u64 {
     let mut hasher = Hasher(0xcbf2_9ce4_8422_2325);
     normalize(sql, &mut hasher);
     hasher.0

@@ -5,6 +5,7 @@
 //! statements (more than the cache keeps), statements alternating in one slot, over-long ones, and the odd
 //! events (no statement, a bad time).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use observe::observe;
@@ -88,14 +89,18 @@ fn every_statement_comes_out_as_it_went_in() {
     assert_eq!(captured.scope("run").unwrap().queries as usize, statements.len());
 }
 
-#[test]
-fn statements_that_share_a_slot_keep_their_own_fingerprints() {
-    // Same length, same first, middle and last eight bytes: the cache cannot tell them apart by its key and
-    // must compare the text. Three of them, so that one is always evicted.
-    let statements: Vec<String> = ["a", "b", "c"]
+/// Three statements of the same length with the same first, middle and last eight bytes: the cache cannot
+/// tell them apart by its key and must compare the text. Three, so that one is always evicted.
+fn same_set() -> Vec<String> {
+    ["a", "b", "c"]
         .iter()
         .map(|column| format!("SELECT id, name, {column}x FROM items WHERE   owner_id = ? ORDER BY id"))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn statements_that_share_a_slot_keep_their_own_text() {
+    let statements = same_set();
     let rounds: Vec<String> = (0..30).map(|i| statements[i % 3].clone()).collect();
     let ((), captured) = observe::testing::capture(|| with_layer(|| run(&rounds)));
     assert_eq!(captured.queries.len(), 30);
@@ -110,17 +115,21 @@ fn statements_that_share_a_slot_keep_their_own_fingerprints() {
 fn odd_events_are_counted_or_ignored_as_documented() {
     #[observe(handler)]
     fn odd() {
-        // An abbreviated summary with no full statement (no sqlx version sends it): counted, without a text.
-        raw_event("SELECT a b \u{2026}", "", 0.001);
+        // An abbreviated summary with no full statement (sqlx never sends it): counted, without a text.
+        raw_event("SELECT a b c \u{2026}", "", 0.001);
         // Both empty: counted.
         raw_event("", "", 0.001);
         // A full statement of whitespace only falls back to the summary.
         raw_event("SELECT 1", "\n\n \n", 0.001);
+        // A statement of four words or fewer that ends in " …" is its own summary, which looks abbreviated:
+        // counted and timed, without its text (documented).
+        sqlx_event("SELECT 1 -- \u{2026}", Duration::from_millis(1));
         // Times that are not times: not counted at all (sqlx always sends a real duration).
         raw_event("SELECT 2", "", f64::NAN);
         raw_event("SELECT 2", "", -1.0);
-        // A time past what a u64 of nanoseconds holds saturates.
-        raw_event("SELECT 3", "", f64::INFINITY);
+        raw_event("SELECT 2", "", f64::INFINITY);
+        // The largest time a u64 of nanoseconds holds, and more: saturates.
+        raw_event("SELECT 3", "", 1e300);
     }
     let ((), captured) = observe::testing::capture(|| with_layer(odd));
     let seen: Vec<(&str, Duration)> = captured
@@ -135,7 +144,74 @@ fn odd_events_are_counted_or_ignored_as_documented() {
             ("", ms),
             ("", ms),
             ("SELECT 1", ms),
+            ("", ms),
             ("SELECT 3", Duration::from_nanos(u64::MAX))
         ]
     );
+}
+
+#[test]
+fn the_full_statement_wins_whatever_the_order_of_the_fields() {
+    #[observe(handler)]
+    fn reordered() {
+        // Another emitter, or another sqlx version: the full statement first, then a summary that is not
+        // abbreviated the way sqlx does it.
+        tracing::debug!(
+            target: "sqlx::query",
+            elapsed_secs = 0.002,
+            db.statement = "\nSELECT * FROM items WHERE id = ?\n",
+            summary = "SELECT *",
+        );
+        // Both fields given, summary first: the full statement wins.
+        raw_event("DELETE FROM", "DELETE FROM carts WHERE id = ?", 0.002);
+    }
+    let ((), captured) = observe::testing::capture(|| with_layer(reordered));
+    let seen: Vec<&str> = captured.queries.iter().map(|q| q.statement.as_str()).collect();
+    assert_eq!(
+        seen,
+        ["SELECT * FROM items WHERE id = ?", "DELETE FROM carts WHERE id = ?"]
+    );
+}
+
+/// Collects the fingerprints named by N+1 warnings.
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+struct FingerprintField<'a>(&'a mut String);
+
+impl tracing::field::Visit for FingerprintField<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "fingerprint" {
+            value.clone_into(self.0);
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "observe::n_plus_one" {
+            let mut fingerprint = String::new();
+            event.record(&mut FingerprintField(&mut fingerprint));
+            self.0.lock().unwrap().push(fingerprint);
+        }
+    }
+}
+
+#[test]
+fn statements_that_share_a_slot_repeat_under_their_own_fingerprints() {
+    // The N+1 check groups statements by the fingerprint hash the cache hands out with each text: three
+    // statements of one set, six times each, interleaved, are three repeated statements, not one or two.
+    let statements = same_set();
+    let rounds: Vec<String> = (0..18).map(|i| statements[i % 3].clone()).collect();
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry()
+        .with(observe::sqlx::layer())
+        .with(Warnings(warnings.clone()));
+    tracing::subscriber::with_default(subscriber, || run(&rounds));
+    let mut warned = warnings.lock().unwrap().clone();
+    warned.sort();
+    let mut expected: Vec<String> = statements.iter().map(|s| observe::query::fingerprint(s)).collect();
+    expected.sort();
+    assert_eq!(warned, expected);
 }

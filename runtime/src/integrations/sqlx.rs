@@ -317,8 +317,8 @@ struct Fields {
     recent: Recent,
 }
 
-/// sqlx ends an abbreviated summary (the first four words of a longer statement) with this, and then gives the
-/// whole statement in `db.statement`.
+/// How sqlx ends the summary of a statement longer than four words (its first four words), whose full text it
+/// then gives in `db.statement`.
 const ABBREVIATED: &str = " \u{2026}";
 
 impl Fields {
@@ -330,9 +330,10 @@ impl Fields {
     /// The statement, and its fingerprint hash when it is already known.
     ///
     /// sqlx puts a short statement in `summary` and leaves `db.statement` empty; a long one is in full in
-    /// `db.statement` and abbreviated in `summary`. An abbreviated summary is not even looked at; if
-    /// `db.statement` then turns out empty (no sqlx version sends that), the query is counted without a
-    /// statement.
+    /// `db.statement` and abbreviated in `summary`. The full statement wins whenever it is there, and a summary
+    /// that looks abbreviated is not even looked at (telling it apart costs more than the rest of the event's
+    /// reading). So a statement of four words or fewer that itself ends in " …" (`SELECT 1 -- …`, which sqlx
+    /// sends as its own summary) is counted and timed, without its text.
     fn statement(&self) -> (&str, Option<u64>) {
         match self.found {
             Found::Recent(slot) => {
@@ -365,17 +366,17 @@ impl Fields {
 
 impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if field.name() == "elapsed_secs" && value >= 0.0 {
-            // Not negative and not NaN: the cast cannot wrap (it saturates at u64::MAX nanoseconds, infinity
-            // included). Rounded to the nearest nanosecond (sqlx's seconds are a `Duration` divided by 1e9), and
-            // cheaper than `Duration::from_secs_f64`.
+        // Not negative, not NaN, not infinite (two comparisons; NaN fails both): the cast cannot wrap (it
+        // saturates at u64::MAX nanoseconds). Rounded to the nearest nanosecond (sqlx's seconds are a `Duration`
+        // divided by 1e9), and cheaper than `Duration::from_secs_f64`.
+        if field.name() == "elapsed_secs" && (0.0..f64::INFINITY).contains(&value) {
             self.elapsed = Some((value * 1e9 + 0.5) as u64);
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            // An abbreviated summary is not the statement: `db.statement` has it.
+            // An abbreviated summary is not the statement: `db.statement` follows with it.
             "summary" if self.found == Found::Nothing && !value.ends_with(ABBREVIATED) => self.take(value),
             "db.statement" => self.take(value),
             _ => {}
@@ -389,8 +390,8 @@ impl Visit for Fields {
 /// the same few hundred statement texts again and again, so a repeated one is found by comparing its text
 /// with at most two candidates (picked by its length and three of its words), instead of being copied out of
 /// the event and hashed. A new one is copied once and fingerprinted. Bounded: 64 sets of two statements of at
-/// most [`Recent::LONGEST`] bytes each (longer ones are copied every time, as before), per thread that runs sqlx
-/// statements.
+/// most [`Recent::LONGEST`] bytes each (128 KiB of text at most; longer statements are copied every time), per
+/// thread that runs sqlx statements.
 struct Recent {
     slots: Vec<(String, u64)>,
     /// Per set, the way used last (the other one is replaced on a miss).
@@ -446,13 +447,19 @@ impl Recent {
     }
 
     fn insert(&mut self, text: &str) -> usize {
+        // Fingerprinted first: the slot changes only once everything it will hold is known. Through the
+        // fingerprint's own cache, which still knows a statement that alternates with others of its set here.
+        let fingerprint = crate::fingerprint::hash(text);
         let set = Recent::set(text.as_bytes());
         let way = 1 - usize::from(self.last[set]);
         self.last[set] = way as u8;
         let slot = set * 2 + way;
-        let (stored, fingerprint) = &mut self.slots[slot];
-        text.clone_into(stored);
-        *fingerprint = crate::fingerprint::normalized_hash(text);
+        let stored = &mut self.slots[slot];
+        stored.0.clear();
+        // Exact: a slot never holds more than `LONGEST` bytes, whatever it held before.
+        stored.0.reserve_exact(text.len());
+        stored.0.push_str(text);
+        stored.1 = fingerprint;
         slot
     }
 
@@ -490,22 +497,19 @@ mod tests {
         assert_eq!(recent.insert(&c), slot_a);
         assert_eq!(recent.find(&a), None);
         assert_eq!(recent.find(&b), Some(slot_b));
-        assert_eq!(
-            recent.get(slot_b),
-            (b.as_str(), crate::fingerprint::normalized_hash(&b))
-        );
-        assert_eq!(
-            recent.get(slot_a),
-            (c.as_str(), crate::fingerprint::normalized_hash(&c))
-        );
+        assert_eq!(recent.get(slot_b), (b.as_str(), crate::fingerprint::hash(&b)));
+        assert_eq!(recent.get(slot_a), (c.as_str(), crate::fingerprint::hash(&c)));
+        assert!(recent.slots.iter().all(|(text, _)| text.capacity() <= Recent::LONGEST));
     }
 
     #[test]
-    fn short_and_empty_texts_have_a_set() {
-        for text in ["", "a", "SELECT", "SELECT 1"] {
-            assert!(Recent::set(text.as_bytes()) < Recent::SETS);
+    fn texts_of_every_length_are_kept_and_found() {
+        let mut recent = Recent::default();
+        let text: String = (0..200u32).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        for len in 1..=text.len() {
+            let slot = recent.insert(&text[..len]);
+            assert_eq!(recent.find(&text[..len]), Some(slot), "length {len}");
+            assert_eq!(recent.get(slot).0, &text[..len]);
         }
-        // An empty slot is never found for a text (the layer never looks up an empty one).
-        assert_eq!(Recent::default().find("x"), None);
     }
 }
