@@ -15,8 +15,6 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use diesel::connection::{Connection, SimpleConnection};
 use diesel::RunQueryDsl;
-use tracing_subscriber::layer::{Context, Filter, Layer};
-use tracing_subscriber::prelude::*;
 
 const SHORT: &str = "SELECT 1";
 const TYPICAL: &str = "SELECT id, order_id, sku, quantity, price_cents FROM items WHERE order_id = $1 AND deleted_at IS NULL ORDER BY id LIMIT 50";
@@ -121,62 +119,14 @@ fn diesel_hook(c: &mut Criterion) {
     group.finish();
 }
 
-/// Enables what observe's sqlx layer enables, and does nothing with it: the baseline for the sqlx path.
-struct SameEvents;
-
-impl<S> Filter<S> for SameEvents {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.target() == "sqlx::query" || !meta.is_event()
-    }
-}
-
-struct Nothing;
-
-impl<S: tracing::Subscriber> Layer<S> for Nothing {}
-
-/// A layer that reads every field of the events it gets and keeps nothing: what any layer that looks at an
-/// event's fields pays tracing for delivering them (part of what observe's layer adds over `Nothing`).
-struct Visiting;
-
-struct Ignore;
-
-impl tracing::field::Visit for Ignore {
-    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Visiting {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        event.record(&mut Ignore);
-    }
-}
-
-fn sqlx_event() {
-    let elapsed = Duration::from_micros(250);
-    tracing::debug!(
-        target: "sqlx::query",
-        summary = "SELECT id, order_id, sku …",
-        db.statement = "\n\nSELECT id, order_id, sku, quantity FROM items WHERE order_id = $1\n",
-        rows_affected = 0u64,
-        rows_returned = 3u64,
-        ?elapsed,
-        elapsed_secs = elapsed.as_secs_f64(),
-    );
-}
-
 fn sqlx_layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("sqlx_event");
-    let baseline = tracing_subscriber::registry().with(Nothing.with_filter(SameEvents));
-    tracing::subscriber::with_default(baseline, || {
-        group.bench_function("baseline_layer", |b| scope_for(|| b.iter(sqlx_event)));
-    });
-    let visiting = tracing_subscriber::registry().with(Visiting.with_filter(SameEvents));
-    tracing::subscriber::with_default(visiting, || {
-        group.bench_function("visiting_layer", |b| scope_for(|| b.iter(sqlx_event)));
-    });
-    let observed = tracing_subscriber::registry().with(observe::sqlx::layer());
-    tracing::subscriber::with_default(observed, || {
-        group.bench_function("observe_layer", |b| scope_for(|| b.iter(sqlx_event)));
-    });
+    let names = ["baseline_layer", "visiting_layer", "observe_layer"];
+    for (name, dispatch) in names.into_iter().zip(observe_bench::sqlx::dispatches()) {
+        tracing::dispatcher::with_default(&dispatch, || {
+            group.bench_function(name, |b| scope_for(|| b.iter(observe_bench::sqlx::event)));
+        });
+    }
     group.finish();
 }
 

@@ -12,62 +12,18 @@
 //! `cargo bench -p observe-bench --bench sqlx_paired`. Target (issue 3): observe adds at most 20 ns over what
 //! the event itself costs.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::Dispatch;
-use tracing_subscriber::layer::{Context, Filter, Layer};
-use tracing_subscriber::prelude::*;
 
 const ROUNDS: usize = 60;
 const BATCH: u32 = 100_000;
-
-struct SameEvents;
-
-impl<S> Filter<S> for SameEvents {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.target() == "sqlx::query" || !meta.is_event()
-    }
-}
-
-struct Nothing;
-
-impl<S: tracing::Subscriber> Layer<S> for Nothing {}
-
-struct Visiting;
-
-struct Ignore;
-
-impl tracing::field::Visit for Ignore {
-    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Visiting {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        event.record(&mut Ignore);
-    }
-}
-
-/// The event as sqlx-core 0.9 emits it for a statement longer than four words.
-#[inline(never)]
-fn sqlx_event() {
-    let elapsed = black_box(Duration::from_micros(250));
-    tracing::debug!(
-        target: "sqlx::query",
-        summary = "SELECT id, order_id, sku …",
-        db.statement = "\n\nSELECT id, order_id, sku, quantity FROM items WHERE order_id = $1\n",
-        rows_affected = 0u64,
-        rows_returned = 3u64,
-        ?elapsed,
-        elapsed_secs = elapsed.as_secs_f64(),
-    );
-}
 
 fn batch(dispatch: &Dispatch) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
         let started = Instant::now();
         for _ in 0..BATCH {
-            sqlx_event();
+            observe_bench::sqlx::event();
         }
         started.elapsed().as_nanos() as f64 / f64::from(BATCH)
     })
@@ -109,11 +65,7 @@ fn main() {
     if filter.is_some_and(|f| !"sqlx_paired".contains(f.as_str())) {
         return;
     }
-    let cases = [
-        Dispatch::new(tracing_subscriber::registry().with(Nothing.with_filter(SameEvents))),
-        Dispatch::new(tracing_subscriber::registry().with(Visiting.with_filter(SameEvents))),
-        Dispatch::new(tracing_subscriber::registry().with(observe::sqlx::layer())),
-    ];
+    let cases = observe_bench::sqlx::dispatches();
     let rounds = measure(&cases);
     let column = |i: usize| rounds.iter().map(|r| r[i]).collect::<Vec<_>>();
     let names = ["baseline_layer", "visiting_layer", "observe_layer"];

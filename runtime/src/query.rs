@@ -242,6 +242,18 @@ pub(crate) fn record_fingerprinted(statement: &str, fingerprint: Option<u64>, na
     }
 }
 
+/// [`record_fingerprinted`] if an observed function's scope is entered on this thread; false (and nothing
+/// recorded) if not.
+#[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+#[inline]
+pub(crate) fn record_in_scope(statement: &str, fingerprint: Option<u64>, nanos: u64) -> bool {
+    if !crate::scope::in_scope() {
+        return false;
+    }
+    record_fingerprinted(statement, fingerprint, nanos);
+    true
+}
+
 /// Counts `count` queries that took `elapsed` in all, without their statements (no fingerprint): into the current
 /// scope(s), or as unscoped.
 #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]

@@ -243,9 +243,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if event.metadata().target() != TARGET {
-            return;
-        }
+        // Only `sqlx::query` events get here: the layer exists only behind its filter (`layer()`).
         // The fields are read into state reused by every event of this thread: no allocation once warm, and a
         // statement this thread saw lately is neither copied nor hashed again (see `Recent`).
         thread_local! {
@@ -261,8 +259,7 @@ where
                 return;
             };
             let (statement, fingerprint) = fields.statement();
-            if crate::scope::in_scope() {
-                crate::query::record_fingerprinted(statement, fingerprint, nanos);
+            if crate::query::record_in_scope(statement, fingerprint, nanos) {
                 return;
             }
             let elapsed = Duration::from_nanos(nanos);
@@ -308,6 +305,9 @@ enum Found {
     Long,
 }
 
+/// The longest time `elapsed_secs` can give, in seconds: its nanoseconds fit an `i64` (292 years).
+const MAX_SECS: f64 = 9.2e9;
+
 #[derive(Default)]
 struct Fields {
     /// `elapsed_secs`, in nanoseconds.
@@ -348,29 +348,36 @@ impl Fields {
     /// Out of line: `record_str` stays small for the fields that are not the statement.
     #[inline(never)]
     fn take(&mut self, value: &str) {
+        // The cache is keyed by the field as sent (a statement is trimmed once, when it is kept), and never holds
+        // an empty one.
+        if value.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.recent.find(value) {
+            self.found = Found::Recent(slot);
+            return;
+        }
         // sqlx pads the full statement with ASCII newlines; other edge whitespace does not matter here.
         let text = value.trim_ascii();
         if text.is_empty() {
             return;
         }
-        self.found = match self.recent.find(text) {
-            Some(slot) => Found::Recent(slot),
-            None if text.len() <= Recent::LONGEST => Found::Recent(self.recent.insert(text)),
-            None => {
-                text.clone_into(&mut self.long);
-                Found::Long
-            }
+        self.found = if value.len() <= Recent::LONGEST {
+            Found::Recent(self.recent.insert(value))
+        } else {
+            text.clone_into(&mut self.long);
+            Found::Long
         };
     }
 }
 
 impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // Not negative, not NaN, not infinite (two comparisons; NaN fails both): the cast cannot wrap (it
-        // saturates at u64::MAX nanoseconds). Rounded to the nearest nanosecond (sqlx's seconds are a `Duration`
-        // divided by 1e9), and cheaper than `Duration::from_secs_f64`.
-        if field.name() == "elapsed_secs" && (0.0..f64::INFINITY).contains(&value) {
-            self.elapsed = Some((value * 1e9 + 0.5) as u64);
+        // A time: not negative, not NaN (it fails both comparisons), less than 292 years (so that the
+        // nanoseconds fit the cast, which then needs no clamping). Rounded to the nearest nanosecond (sqlx's
+        // seconds are a `Duration` divided by 1e9), and cheaper than `Duration::from_secs_f64`.
+        if field.name() == "elapsed_secs" && (0.0..MAX_SECS).contains(&value) {
+            self.elapsed = Some((value * 1e9 + 0.5) as i64 as u64);
         }
     }
 
@@ -393,15 +400,23 @@ impl Visit for Fields {
 /// most [`Recent::LONGEST`] bytes each (128 KiB of text at most; longer statements are copied every time), per
 /// thread that runs sqlx statements.
 struct Recent {
-    slots: Vec<(String, u64)>,
+    slots: Vec<Slot>,
     /// Per set, the way used last (the other one is replaced on a miss).
     last: [u8; Recent::SETS],
+}
+
+/// A statement as its event's field gave it, where its trimmed text is in it, and its fingerprint hash.
+#[derive(Clone, Default)]
+struct Slot {
+    field: String,
+    text: std::ops::Range<usize>,
+    fingerprint: u64,
 }
 
 impl Default for Recent {
     fn default() -> Recent {
         Recent {
-            slots: vec![(String::new(), 0); Recent::SETS * 2],
+            slots: vec![Slot::default(); Recent::SETS * 2],
             last: [0; Recent::SETS],
         }
     }
@@ -433,12 +448,12 @@ impl Recent {
         (mixed >> 58) as usize % Recent::SETS
     }
 
-    fn find(&mut self, text: &str) -> Option<usize> {
-        let set = Recent::set(text.as_bytes());
+    /// The slot of a field's value (never empty: an empty slot holds "").
+    fn find(&mut self, field: &str) -> Option<usize> {
+        let set = Recent::set(field.as_bytes());
         for way in 0..2 {
             let slot = set * 2 + way;
-            // An empty slot holds "", which no looked-up text is (empty texts are not taken).
-            if self.slots[slot].0 == text {
+            if self.slots[slot].field == field {
                 self.last[set] = way as u8;
                 return Some(slot);
             }
@@ -446,26 +461,35 @@ impl Recent {
         None
     }
 
-    fn insert(&mut self, text: &str) -> usize {
+    /// Keeps a field's value (not empty, at most `LONGEST` bytes), and returns its slot.
+    fn insert(&mut self, field: &str) -> usize {
+        let trimmed = field.trim_ascii();
+        let start = trimmed.as_ptr() as usize - field.as_ptr() as usize;
         // Fingerprinted first: the slot changes only once everything it will hold is known. Through the
         // fingerprint's own cache, which still knows a statement that alternates with others of its set here.
-        let fingerprint = crate::fingerprint::hash(text);
-        let set = Recent::set(text.as_bytes());
+        let fingerprint = crate::fingerprint::hash(trimmed);
+        let set = Recent::set(field.as_bytes());
         let way = 1 - usize::from(self.last[set]);
         self.last[set] = way as u8;
         let slot = set * 2 + way;
         let stored = &mut self.slots[slot];
-        stored.0.clear();
+        stored.field.clear();
         // Exact: a slot never holds more than `LONGEST` bytes, whatever it held before.
-        stored.0.reserve_exact(text.len());
-        stored.0.push_str(text);
-        stored.1 = fingerprint;
+        stored.field.reserve_exact(field.len());
+        stored.field.push_str(field);
+        stored.text = start..start + trimmed.len();
+        stored.fingerprint = fingerprint;
         slot
     }
 
+    /// The trimmed statement of a slot, and its fingerprint hash.
     fn get(&self, slot: usize) -> (&str, u64) {
-        let (text, fingerprint) = &self.slots[slot];
-        (text, *fingerprint)
+        let stored = &self.slots[slot];
+        // The range is the trimmed part of this very field: in bounds, on character boundaries (ASCII trim).
+        (
+            stored.field.get(stored.text.clone()).unwrap_or_default(),
+            stored.fingerprint,
+        )
     }
 }
 
@@ -499,7 +523,7 @@ mod tests {
         assert_eq!(recent.find(&b), Some(slot_b));
         assert_eq!(recent.get(slot_b), (b.as_str(), crate::fingerprint::hash(&b)));
         assert_eq!(recent.get(slot_a), (c.as_str(), crate::fingerprint::hash(&c)));
-        assert!(recent.slots.iter().all(|(text, _)| text.capacity() <= Recent::LONGEST));
+        assert!(recent.slots.iter().all(|slot| slot.field.capacity() <= Recent::LONGEST));
     }
 
     #[test]
@@ -510,6 +534,11 @@ mod tests {
             let slot = recent.insert(&text[..len]);
             assert_eq!(recent.find(&text[..len]), Some(slot), "length {len}");
             assert_eq!(recent.get(slot).0, &text[..len]);
+            // Padded as sqlx pads a full statement: found as sent, given back trimmed.
+            let padded = format!("\n\n{}\n", &text[..len]);
+            let slot = recent.insert(&padded);
+            assert_eq!(recent.find(&padded), Some(slot), "length {len}");
+            assert_eq!(recent.get(slot), (&text[..len], crate::fingerprint::hash(&text[..len])));
         }
     }
 }
