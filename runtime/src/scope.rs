@@ -510,6 +510,7 @@ pub(crate) fn current_trace_flags() -> u8 {
 
 /// Whether code on this thread runs inside an observe scope.
 #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+#[inline]
 pub(crate) fn in_scope() -> bool {
     with_innermost_scope(|_| ()).is_some()
 }
@@ -545,6 +546,7 @@ pub(crate) fn run_in_frame<R>(frame: &Frame, f: impl FnOnce() -> R) -> R {
 
 /// Calls `f` with the innermost frame of an observed function entered on this thread, if any.
 #[cfg_attr(not(feature = "sqlx"), allow(dead_code))]
+#[inline]
 pub(crate) fn with_innermost_scope<R>(f: impl FnOnce(&Frame) -> R) -> Option<R> {
     let mut cursor = CURRENT.get();
     // SAFETY: as in `current_trace_id`.

@@ -334,6 +334,7 @@ impl Fields {
     /// that looks abbreviated is not even looked at (telling it apart costs more than the rest of the event's
     /// reading). So a statement of four words or fewer that itself ends in " …" (`SELECT 1 -- …`, which sqlx
     /// sends as its own summary) is counted and timed, without its text.
+    #[inline]
     fn statement(&self) -> (&str, Option<u64>) {
         match self.found {
             Found::Recent(slot) => {
@@ -483,6 +484,7 @@ impl Recent {
     }
 
     /// The trimmed statement of a slot, and its fingerprint hash.
+    #[inline]
     fn get(&self, slot: usize) -> (&str, u64) {
         let stored = &self.slots[slot];
         // The range is the trimmed part of this very field: in bounds, on character boundaries (ASCII trim).
