@@ -15,6 +15,7 @@ use tracing_subscriber::prelude::*;
 
 use crate::logs::{layer_with, stdout_is_colour_terminal, LogFormat};
 use crate::metrics::{Destination, Emitter, Flavor};
+use crate::query::DEFAULT_N_PLUS_ONE_THRESHOLD;
 use crate::site::Site;
 
 const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -211,7 +212,7 @@ impl Config {
 
     /// The query budget of every scope without its own `max_queries`: an execution that runs more queries
     /// logs a warning and counts in `observe.scope.over_budget` (and fails the test under
-    /// [`testing::set_strict_budgets`](crate::testing::set_strict_budgets)). Default: no budget. Takes effect
+    /// [`testing::strict_budgets`](crate::testing::strict_budgets)). Default, and `0`: no budget. Takes effect
     /// at [`init`](Config::init).
     ///
     /// ```
@@ -224,7 +225,9 @@ impl Config {
     }
 
     /// How many times one statement fingerprint may run in one execution before it is reported as an N+1
-    /// pattern (a warning, and `observe.scope.n_plus_one`). Default 5. Takes effect at [`init`](Config::init).
+    /// pattern (a warning, and `observe.scope.n_plus_one`): reported when it runs once more. Default 5. `0`
+    /// reports every statement at its first run; `u32::MAX` never reports. Takes effect at
+    /// [`init`](Config::init).
     ///
     /// ```
     /// let config = observe::Config::default().n_plus_one_threshold(10);
@@ -343,12 +346,12 @@ impl Config {
             // A `log` logger set by someone else stays in place; its records then carry no trace ID.
             let _ = tracing_log::LogTracer::init();
         }
-        if let Some(max) = self.max_queries {
-            crate::query::DEFAULT_MAX_QUERIES.store(max, Ordering::Relaxed);
-        }
-        if let Some(threshold) = self.n_plus_one_threshold {
-            crate::query::N_PLUS_ONE_THRESHOLD.store(threshold, Ordering::Relaxed);
-        }
+        // Stored whether set or not: what an earlier `init` (an earlier test) set must not outlive it.
+        crate::query::DEFAULT_MAX_QUERIES.store(self.max_queries.unwrap_or(0), Ordering::Relaxed);
+        crate::query::N_PLUS_ONE_THRESHOLD.store(
+            self.n_plus_one_threshold.unwrap_or(DEFAULT_N_PLUS_ONE_THRESHOLD),
+            Ordering::Relaxed,
+        );
         *slot = Some(emitter);
         drop(slot);
         let (stop, stopped) = mpsc::channel::<()>();

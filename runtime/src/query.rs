@@ -40,7 +40,9 @@ use crate::scope::{for_each_frame, Frame};
 /// How many fingerprints one scope tracks; further distinct statements are counted but not fingerprinted.
 const TRACKED: usize = 8;
 
-pub(crate) static N_PLUS_ONE_THRESHOLD: AtomicU32 = AtomicU32::new(5);
+/// How many runs of one fingerprint in one execution are not yet an N+1 pattern, unless `Config` says otherwise.
+pub(crate) const DEFAULT_N_PLUS_ONE_THRESHOLD: u32 = 5;
+pub(crate) static N_PLUS_ONE_THRESHOLD: AtomicU32 = AtomicU32::new(DEFAULT_N_PLUS_ONE_THRESHOLD);
 pub(crate) static DEFAULT_MAX_QUERIES: AtomicU32 = AtomicU32::new(0);
 
 pub(crate) static UNSCOPED_QUERIES: AtomicU64 = AtomicU64::new(0);
@@ -72,6 +74,8 @@ pub(crate) struct QueryState {
     pub(crate) http_nanos: Cell<u64>,
     /// How many entries of `entries` are initialised and in use.
     used: Cell<u8>,
+    /// Where the next search for an entry to evict starts (see `add`).
+    victim: Cell<u8>,
     entries: [Cell<MaybeUninit<Entry>>; TRACKED],
     /// Fingerprints over the threshold, with their text.
     flagged: Cell<Vec<Flagged>>,
@@ -86,6 +90,7 @@ impl QueryState {
             http_calls: Cell::new(0),
             http_nanos: Cell::new(0),
             used: Cell::new(0),
+            victim: Cell::new(0),
             entries: [const { Cell::new(MaybeUninit::uninit()) }; TRACKED],
             flagged: Cell::new(Vec::new()),
             any_flagged: Cell::new(false),
@@ -106,6 +111,7 @@ impl QueryState {
             ptr::addr_of_mut!((*place).http_calls).write(Cell::new(0));
             ptr::addr_of_mut!((*place).http_nanos).write(Cell::new(0));
             ptr::addr_of_mut!((*place).used).write(Cell::new(0));
+            ptr::addr_of_mut!((*place).victim).write(Cell::new(0));
             ptr::addr_of_mut!((*place).flagged).write(Cell::new(Vec::new()));
             ptr::addr_of_mut!((*place).any_flagged).write(Cell::new(false));
         }
@@ -120,6 +126,7 @@ impl QueryState {
             http_calls: _,
             http_nanos: _,
             used: _,
+            victim: _,
             entries: _,
             flagged: _,
             any_flagged: _,
@@ -160,11 +167,18 @@ impl QueryState {
                 } else {
                     // Bounded: the table is full. A statement seen once so far (and not flagged) makes room, so
                     // that a loop starting after eight one-off statements is still found; if every tracked
-                    // statement repeats, further ones are counted, not fingerprinted.
-                    let Some((i, _)) = self.entries().find(|(_, e)| e.count == 1 && e.count <= threshold) else {
+                    // statement repeats, further ones are counted, not fingerprinted. The search starts after the
+                    // last entry evicted: a loop of several statements must not take turns in one slot, each
+                    // evicting the other before it is seen twice.
+                    let start = usize::from(self.victim.get());
+                    let Some(i) = (0..TRACKED).map(|k| (start + k) % TRACKED).find(|&i| {
+                        let e = self.entry(i);
+                        e.count == 1 && e.count <= threshold
+                    }) else {
                         return;
                     };
                     self.entries[i].set(MaybeUninit::new(entry));
+                    self.victim.set(((i + 1) % TRACKED) as u8);
                 }
                 1
             }
@@ -464,6 +478,22 @@ mod tests {
         assert_eq!(flagged.len(), 1);
         assert_eq!((flagged[0].0, flagged[0].2), (7, 100));
         assert_eq!(state.count.get(), TRACKED as u32 + 100);
+    }
+
+    /// The same with a loop of two statements (a row and its price): they must not evict each other.
+    #[test]
+    fn a_loop_of_two_statements_after_eight_one_off_statements_is_flagged() {
+        let state = QueryState::new();
+        for one_off in 0..TRACKED as u64 {
+            state.add(1000 + one_off, "SELECT one_off", 1);
+        }
+        for _ in 0..50 {
+            state.add(7, "SELECT * FROM items WHERE order_id = 1", 1);
+            state.add(8, "SELECT * FROM prices WHERE item_id = 1", 1);
+        }
+        let mut flagged: Vec<(u64, u32)> = state.take_n_plus_one().iter().map(|f| (f.0, f.2)).collect();
+        flagged.sort();
+        assert_eq!(flagged, [(7, 50), (8, 50)]);
     }
 
     #[test]

@@ -264,8 +264,9 @@ impl Scope {
         site.record(outcome, nanos, queries);
         // Both need queries: an execution without any skips the checks.
         let count = queries.count.get();
+        let mut strict_overrun = None;
         if count > 0 && (queries.has_flagged() || site.max_queries().is_some_and(|max| count > max)) {
-            self.report_queries(site, outcome);
+            strict_overrun = self.report_queries(site, outcome);
         }
         if crate::testing::capturing() {
             crate::testing::on_scope_end(&self.frame, site, outcome, nanos);
@@ -273,6 +274,13 @@ impl Scope {
         let deferred = crate::config::DEFERRED_SHUTDOWN.load(Ordering::Relaxed);
         if !deferred.is_null() && ptr::eq(deferred, site) && CURRENT.get().is_null() {
             crate::config::shut_down();
+        }
+        // Last: the scope is recorded (and captured) like any other before the test fails.
+        if let Some(max) = strict_overrun {
+            panic!(
+                "observe: `{}` ran {count} queries, over its budget of {max} (strict budgets are on)",
+                site.name()
+            );
         }
     }
 
@@ -294,9 +302,11 @@ impl Scope {
 
     /// N+1 warnings and budget overruns: rare, so out of line. The warnings are emitted with the scope's own
     /// frame entered, so that they carry its trace ID and scope name like any other line of the execution.
+    /// Returns the budget when strict budgets make this overrun fail (the caller panics once the scope is
+    /// recorded).
     #[cold]
     #[inline(never)]
-    fn report_queries(&self, site: &'static Site, outcome: Outcome) {
+    fn report_queries(&self, site: &'static Site, outcome: Outcome) -> Option<u32> {
         let stats = site.stats(outcome);
         let queries = &self.frame.queries;
         let found = queries.take_n_plus_one();
@@ -326,16 +336,9 @@ impl Scope {
                 stats.over_budget.fetch_add(1, Ordering::Relaxed);
             }
         });
-        if let Some(max) = over {
-            // Only on a normal return: never from the `Drop` of a cancelled future, never during a panic.
-            let returned = matches!(outcome, Outcome::Ok | Outcome::Error);
-            if crate::testing::strict_budgets() && returned && !std::thread::panicking() {
-                panic!(
-                    "observe: `{}` ran {count} queries, over its budget of {max} (strict budgets are on)",
-                    site.name()
-                );
-            }
-        }
+        // Only on a normal return: never from the `Drop` of a cancelled future, never during a panic.
+        let returned = matches!(outcome, Outcome::Ok | Outcome::Error);
+        over.filter(|_| returned && !std::thread::panicking() && crate::testing::strict())
     }
 }
 

@@ -21,6 +21,7 @@
 //! # drop(orders);
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -41,12 +42,46 @@ pub(crate) fn capturing() -> bool {
     ACTIVE.load(Ordering::Relaxed) > 0
 }
 
-pub(crate) fn strict_budgets() -> bool {
-    STRICT.load(Ordering::Relaxed)
+thread_local! {
+    /// How many [`strict_budgets`] calls are running on this thread.
+    static STRICT_HERE: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Makes every scope that runs over its query budget panic when it ends (with the scope's name, its count and
-/// its budget), so that a budget regression fails the test that causes it. Process-wide; off by default.
+/// Whether a scope over its budget ending here must panic.
+pub(crate) fn strict() -> bool {
+    STRICT.load(Ordering::Relaxed) || STRICT_HERE.try_with(|n| n.get() > 0).unwrap_or(false)
+}
+
+/// Runs `f` with strict budgets on this thread: a scope that ends over its query budget on this thread while
+/// `f` runs panics (with the scope's name, its count and its budget, after the scope is recorded and captured),
+/// so that a budget regression fails the test that causes it. Other tests, running in parallel on other
+/// threads, are not affected. Scopes that end on other threads meanwhile (tasks of a multi-thread runtime) are
+/// not strict: run the test on a current-thread runtime (`#[tokio::test]`'s default) inside `f`, or use
+/// [`set_strict_budgets`].
+///
+/// ```should_panic
+/// #[observe::observe(max_queries = 1)]
+/// fn chatty() {
+///     observe::query::record("SELECT 1", std::time::Duration::ZERO);
+///     observe::query::record("SELECT 2", std::time::Duration::ZERO);
+/// }
+/// observe::testing::strict_budgets(chatty); // panics: 2 queries, budget 1
+/// ```
+pub fn strict_budgets<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = STRICT_HERE.try_with(|n| n.set(n.get().saturating_sub(1)));
+        }
+    }
+    let _ = STRICT_HERE.try_with(|n| n.set(n.get().saturating_add(1)));
+    let _leave = Leave;
+    f()
+}
+
+/// Makes every scope that runs over its query budget panic when it ends, on every thread, until switched off
+/// again. Process-wide, so it reaches tests running in parallel too: prefer [`strict_budgets`], which is
+/// scoped to a closure and a thread. Off by default.
 ///
 /// ```should_panic
 /// observe::testing::set_strict_budgets(true);
@@ -310,7 +345,11 @@ impl<F> fmt::Debug for CaptureFuture<F> {
 /// Asserts that an expression runs exactly `n` queries, and returns its value. On failure, the message lists
 /// the statements that ran. For a future, write `assert_queries!(n, async expr)` and `.await` the result.
 /// Like [`capture`], it sees the thread (or task) it runs on: queries of work spawned elsewhere
-/// (`observe::spawn`, another thread) are not counted.
+/// (`observe::spawn`, another thread) are not counted. One exception: a synchronous capture around a
+/// current-thread runtime's `block_on` also sees the tasks that runtime polls meanwhile (they run on this
+/// thread, inside the capture); capture inside the runtime instead, with `assert_queries!(n, async ..)` or
+/// [`capture_future`]. The same holds for a synchronous observed function that calls `block_on`: its scope
+/// counts the queries of the tasks polled meanwhile.
 ///
 /// ```
 /// #[observe::observe]

@@ -163,3 +163,54 @@ fn guard_dropped_inside_an_observed_main_still_sends_the_command() {
             .unwrap(),
     );
 }
+
+#[observe::observe]
+fn three_queries() {
+    for _ in 0..3 {
+        observe::query::record("SELECT 1", std::time::Duration::ZERO);
+    }
+}
+
+/// What one `init` set (a budget, an N+1 threshold) ends with it: the next `init` starts from the defaults,
+/// as the documentation says, not from the previous test's settings.
+#[test]
+fn settings_do_not_outlive_their_init() {
+    let _serial = serial();
+    let receiver = StatsdReceiver::bind().unwrap();
+    let config = || {
+        observe::Config::default()
+            .statsd_addr(receiver.addr())
+            .install_subscriber(false)
+    };
+    let site = || {
+        observe::sites()
+            .find(|s| s.name().ends_with("::three_queries"))
+            .expect("the site")
+    };
+    let n_plus_one = |receiver: &StatsdReceiver| -> f64 {
+        receiver
+            .lines()
+            .iter()
+            .filter(|l| l.name == "observe.scope.n_plus_one" && l.tag("scope") == Some("pipeline.three_queries"))
+            .map(|l| l.value)
+            .sum()
+    };
+    let guard = config().max_queries(2).n_plus_one_threshold(1).init().unwrap();
+    three_queries(); // one statement three times: over a threshold of 1
+    assert_eq!(site().max_queries(), Some(2));
+    observe::flush();
+    assert_eq!(n_plus_one(&receiver), 1.0);
+    drop(guard);
+
+    let guard = config().init().unwrap();
+    assert_eq!(site().max_queries(), None, "no budget by default");
+    // Strict budgets would fail an over-budget scope: with no budget, none is.
+    observe::testing::strict_budgets(three_queries);
+    observe::flush();
+    assert_eq!(
+        n_plus_one(&receiver),
+        0.0,
+        "three runs are under the default threshold of 5"
+    );
+    drop(guard);
+}

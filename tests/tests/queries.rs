@@ -320,9 +320,9 @@ fn budgets_warn_count_and_fail_tests_in_strict_mode() {
     );
     assert!(warning.contains("trace_id="), "{warning}");
 
-    observe::testing::set_strict_budgets(true);
-    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chatty_page(&conn)));
-    observe::testing::set_strict_budgets(false);
+    let failure = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        observe::testing::strict_budgets(|| chatty_page(&conn))
+    }));
     let message = failure.unwrap_err();
     let message = message.downcast_ref::<String>().unwrap();
     assert!(
@@ -494,4 +494,33 @@ fn capture_future_keeps_the_scope_its_future_cancelled() {
         .unwrap_or_else(|| panic!("{:?}", captured.scopes));
     assert_eq!(scope.outcome, observe::Outcome::Cancelled);
     assert_eq!(scope.queries, 1);
+}
+
+#[observe(max_queries = 1)]
+fn two_queries() {
+    observe::query::record("SELECT a FROM t", Duration::ZERO);
+    observe::query::record("SELECT b FROM t", Duration::ZERO);
+}
+
+/// Strict budgets are scoped to a closure and its thread: a test that turns them on cannot fail, or stop
+/// failing, another test running in parallel; and the scope that fails is recorded (and captured) first.
+#[test]
+fn strict_budgets_are_scoped_to_a_closure_and_a_thread() {
+    let (failure, captured) =
+        observe::testing::capture(|| std::panic::catch_unwind(|| observe::testing::strict_budgets(two_queries)));
+    assert!(failure.is_err(), "strict: over budget fails");
+    let scope = captured.scope("two_queries").expect("captured before failing");
+    assert_eq!(scope.queries, 2);
+
+    observe::testing::strict_budgets(|| {
+        // Another thread meanwhile: not strict.
+        std::thread::spawn(two_queries)
+            .join()
+            .expect("another thread is not strict");
+        // Nested calls: still strict until the outer one returns.
+        observe::testing::strict_budgets(|| ());
+        assert!(std::panic::catch_unwind(two_queries).is_err());
+    });
+    // Outside the closure: not strict any more.
+    two_queries();
 }
