@@ -55,9 +55,8 @@ pub(crate) fn strict() -> bool {
 /// Runs `f` with strict budgets on this thread: a scope that ends over its query budget on this thread while
 /// `f` runs panics (with the scope's name, its count and its budget, after the scope is recorded and captured),
 /// so that a budget regression fails the test that causes it. Other tests, running in parallel on other
-/// threads, are not affected. Scopes that end on other threads meanwhile (tasks of a multi-thread runtime) are
-/// not strict: run the test on a current-thread runtime (`#[tokio::test]`'s default) inside `f`, or use
-/// [`set_strict_budgets`].
+/// threads, are not affected. Scopes that end on other threads meanwhile are not strict. In an async test,
+/// wrap the future instead: [`strict_budgets_future`].
 ///
 /// ```should_panic
 /// #[observe::observe(max_queries = 1)]
@@ -77,6 +76,48 @@ pub fn strict_budgets<R>(f: impl FnOnce() -> R) -> R {
     let _ = STRICT_HERE.try_with(|n| n.set(n.get().saturating_add(1)));
     let _leave = Leave;
     f()
+}
+
+/// [`strict_budgets`] for a future: strict while it is polled. Scopes that end in its polls (its own, and
+/// those of the futures it awaits) panic when over budget; tasks it spawns are polled apart from it and are
+/// not strict.
+///
+/// ```
+/// # async fn run() {
+/// #[observe::observe(handler, max_queries = 1)]
+/// async fn chatty() {
+///     observe::query::record("SELECT 1", std::time::Duration::ZERO);
+///     observe::query::record("SELECT 2", std::time::Duration::ZERO);
+/// }
+/// // In a `#[tokio::test]`: `observe::testing::strict_budgets_future(chatty()).await` fails the test.
+/// let handle = tokio::spawn(observe::testing::strict_budgets_future(chatty()));
+/// assert!(handle.await.unwrap_err().is_panic());
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run());
+/// ```
+pub fn strict_budgets_future<F: Future>(future: F) -> StrictBudgets<F> {
+    StrictBudgets { future }
+}
+
+/// The future returned by [`strict_budgets_future`].
+///
+/// ```
+/// let future: observe::testing::StrictBudgets<_> = observe::testing::strict_budgets_future(async {});
+/// # drop(future);
+/// ```
+#[derive(Debug)]
+pub struct StrictBudgets<F> {
+    future: F,
+}
+
+impl<F: Future> Future for StrictBudgets<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: never moved out of `self`, which is pinned.
+        let future = unsafe { self.map_unchecked_mut(|this| &mut this.future) };
+        strict_budgets(|| future.poll(cx))
+    }
 }
 
 /// Makes every scope that runs over its query budget panic when it ends, on every thread, until switched off

@@ -243,7 +243,13 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        // Only `sqlx::query` events get here: the layer exists only behind its filter (`layer()`).
+        // The filter is not enough: under a global dispatcher, an event logged while another event is being
+        // formatted (a field's `Debug` that logs) resets tracing-subscriber's per-layer filter state, and the
+        // outer event then reaches every filtered layer. An application event with an `elapsed_secs` field
+        // must not count as a query.
+        if event.metadata().target() != TARGET {
+            return;
+        }
         // The fields are read into state reused by every event of this thread: no allocation once warm, and a
         // statement this thread saw lately is neither copied nor hashed again (see `Recent`).
         thread_local! {
