@@ -118,15 +118,18 @@ fn bad_configuration_is_a_clear_error() {
     assert!(err.to_string().contains("port from 0 to 65535"), "{err}");
 }
 
+/// A configuration that sends to `receiver` and installs no subscriber.
+fn to_receiver(receiver: &StatsdReceiver) -> observe::Config {
+    observe::Config::default()
+        .statsd_addr(receiver.addr())
+        .install_subscriber(false)
+}
+
 #[test]
 fn init_twice_is_refused_while_the_first_guard_lives() {
     let _serial = serial();
     let receiver = StatsdReceiver::bind().unwrap();
-    let config = || {
-        observe::Config::default()
-            .statsd_addr(receiver.addr())
-            .install_subscriber(false)
-    };
+    let config = || to_receiver(&receiver);
     let first = config().init().unwrap();
     let second = config().init().unwrap_err();
     assert!(second.to_string().contains("already running"), "{second}");
@@ -177,11 +180,7 @@ fn three_queries() {
 fn settings_do_not_outlive_their_init() {
     let _serial = serial();
     let receiver = StatsdReceiver::bind().unwrap();
-    let config = || {
-        observe::Config::default()
-            .statsd_addr(receiver.addr())
-            .install_subscriber(false)
-    };
+    let config = || to_receiver(&receiver);
     let site = || {
         observe::sites()
             .find(|s| s.name().ends_with("::three_queries"))
