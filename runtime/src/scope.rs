@@ -373,6 +373,19 @@ impl Scope {
     /// Dropped before it ended: a panic unwinding through it, or a future dropped before completing.
     #[cold]
     #[inline(never)]
+    /// Drops what the scope runs (a future) with `drop`: if the scope has not ended (the future is dropped
+    /// before completing: cancelled), inside the scope, as it would have ended had it completed. Scopes nested
+    /// in it end before this one (an N+1 they report is not reported again by this one), and what its drop
+    /// records (a query timed by `time_future`) is this scope's. The scope itself ends afterwards, when it is
+    /// dropped, as `cancelled`.
+    pub(crate) fn drop_inside(&mut self, drop: impl FnOnce()) {
+        if self.finished {
+            drop();
+        } else {
+            self.in_scope(drop);
+        }
+    }
+
     fn end_early(&mut self) {
         let outcome = if std::thread::panicking() {
             Outcome::Panic
@@ -409,16 +422,7 @@ impl<F: Future> Drop for ScopeFuture<F> {
     fn drop(&mut self) {
         let ScopeFuture { scope, future, .. } = self;
         // SAFETY: `future` is dropped once, here, in place (it is pinned), and never used again.
-        let mut drop_future = || unsafe { std::mem::ManuallyDrop::drop(future) };
-        if scope.finished {
-            drop_future();
-        } else {
-            // Dropped before completing (cancelled): the future goes first and inside the scope, as it would have
-            // ended had it completed. Scopes nested in it end before this one (an N+1 they report is not reported
-            // again by this one), and what its drop records (a query timed by `time_future`) is this scope's.
-            // Then the scope ends, as `cancelled`.
-            scope.in_scope(drop_future);
-        }
+        scope.drop_inside(|| unsafe { std::mem::ManuallyDrop::drop(future) });
     }
 }
 

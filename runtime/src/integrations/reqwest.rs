@@ -55,9 +55,15 @@ impl Middleware for TracePropagation {
                 }
             }
         }
-        let started = Instant::now();
-        let result = next.run(request, extensions).await;
-        crate::query::record_http(started.elapsed());
-        result
+        /// Records the call when it ends: on completion, and also when the caller stops waiting for it (a
+        /// timeout, a `select!`), as `query::time_future` records a query dropped part-way.
+        struct Timed(Instant);
+        impl Drop for Timed {
+            fn drop(&mut self) {
+                crate::query::record_http(self.0.elapsed());
+            }
+        }
+        let _timed = Timed(Instant::now());
+        next.run(request, extensions).await
     }
 }

@@ -15,21 +15,25 @@
 //! ```
 //!
 //! - **Name**: the matched route (`GET /orders/{id}`, from axum's `MatchedPath` with the `axum` feature, or
-//!   your own [`ObserveLayer::route_name`]), never the raw URI: a metric tag must have few values. Add the layer
-//!   with `route_layer` so that the route is known; requests that match no route are one scope, `unmatched`.
+//!   your own [`ObserveLayer::route_name`]), never the raw URI: a metric tag must have few values. With
+//!   `route_layer` (as above), only requests that match a route are observed; with `layer`, every request is,
+//!   and those that match no route (404s) are one scope, `unmatched` (routes added with `nest_service` are
+//!   `unmatched` too: axum gives them no `MatchedPath`).
 //! - **Trace ID in**: from `traceparent` (strict W3C rules), else `X-Request-ID` (1 to 128 characters of
 //!   `[A-Za-z0-9._-]`; a 32-hex or UUID value is the trace ID itself, anything else is hashed to one, the same
 //!   in every service). A header that breaks the rules is ignored (never logged, counted in
 //!   [`Diagnostics::rejected_trace_headers`](crate::Diagnostics)) and a fresh ID generated. Whether to trust
 //!   each header is a setting; both are trusted by default.
 //! - **Trace ID out**: `X-Request-ID` (the caller's, when it sent a valid one; else the trace ID), and
-//!   `traceresponse` and `traceparent` with the trace ID, this request's span ID and the caller's flags.
+//!   `traceresponse` and `traceparent` with the trace ID, a span ID generated for this request, and the caller's
+//!   flags (those W3C defines; reserved ones are dropped).
 //! - **Outcome**: `error` for a 5xx response or a service error, `panic`, `cancelled` when the client goes away
 //!   before the response is ready, `ok` otherwise.
 
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -98,8 +102,10 @@ impl ObserveLayer {
         }
     }
 
-    /// Whether to continue the trace of an incoming `traceparent` (default `true`). Turn it off at the edge of
-    /// your system if callers outside it should not choose your trace IDs.
+    /// Whether to continue the trace of an incoming `traceparent` (default `true`). At the edge of your system,
+    /// if callers outside it should not choose your trace IDs, turn off both this and
+    /// [`trust_request_id`](ObserveLayer::trust_request_id): a 32-hex or UUID `X-Request-ID` becomes the trace
+    /// ID as it is.
     ///
     /// ```
     /// let layer = observe::tower::ObserveLayer::new().trust_traceparent(false);
@@ -324,7 +330,7 @@ where
         if cfg!(feature = "disabled") {
             return ObserveFuture {
                 scope: None,
-                future: self.inner.call(request),
+                future: ManuallyDrop::new(self.inner.call(request)),
                 request_id: HeaderValue::from_static(""),
                 traceresponse: None,
             };
@@ -346,7 +352,7 @@ where
         });
         ObserveFuture {
             scope: Some(scope),
-            future,
+            future: ManuallyDrop::new(future),
             request_id,
             traceresponse: HeaderValue::from_bytes(&traceresponse.to_bytes()).ok(),
         }
@@ -357,9 +363,24 @@ where
 pub struct ObserveFuture<F> {
     /// `None` when observability is compiled out (feature `disabled`).
     scope: Option<Scope>,
-    future: F,
+    /// Dropped by hand, inside the scope when the request is cancelled (see the `Drop` impl).
+    future: ManuallyDrop<F>,
     request_id: HeaderValue,
     traceresponse: Option<HeaderValue>,
+}
+
+impl<F> Drop for ObserveFuture<F> {
+    fn drop(&mut self) {
+        let ObserveFuture { scope, future, .. } = self;
+        // SAFETY: `future` is dropped once, here, in place (it is pinned), and never used again.
+        let mut drop_future = || unsafe { ManuallyDrop::drop(future) };
+        match scope {
+            // A request cancelled before its response: the handler's future (and the scopes in it) end inside
+            // the request's scope, before it, as with `#[observe]` on an async fn.
+            Some(scope) => scope.drop_inside(drop_future),
+            None => drop_future(),
+        }
+    }
 }
 
 impl<F> fmt::Debug for ObserveFuture<F> {
@@ -377,7 +398,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned and never moved out; the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let future = unsafe { Pin::new_unchecked(&mut *this.future) };
         let Some(scope) = &mut this.scope else {
             return future.poll(cx);
         };
@@ -435,6 +456,70 @@ mod tests {
         );
         assert_eq!(route_site("GET", None).name(), "unmatched");
         assert_eq!(route_site("DELETE", Some("/orders/{id}")).name(), "DELETE /orders/{id}");
+    }
+
+    /// A request cancelled while its handler's own scope runs: the handler's scope ends first, inside the
+    /// request's, so that an N+1 pattern the handler reports is reported once, not again by the request.
+    #[test]
+    fn a_cancelled_request_ends_its_handler_scope_first_and_warns_once() {
+        use std::sync::atomic::AtomicUsize;
+        use tracing_subscriber::prelude::*;
+
+        struct CountWarnings(Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
+            fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+                if event.metadata().target() == "observe::n_plus_one" {
+                    self.0.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+
+        /// A handler that runs one statement ten times in its own scope, then waits forever.
+        struct Handler;
+        impl tower_service::Service<Request<()>> for Handler {
+            type Response = Response<()>;
+            type Error = std::convert::Infallible;
+            type Future = crate::scope::ScopeFuture<Pin<Box<dyn Future<Output = Result<Response<()>, Self::Error>>>>>;
+
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, _: Request<()>) -> Self::Future {
+                let site = Site::dynamic(Kind::Handler, "cancelled_handler", &HTTP_SPAN);
+                let future: Pin<Box<dyn Future<Output = _>>> = Box::pin(async {
+                    for _ in 0..10 {
+                        crate::query::record("SELECT * FROM items WHERE id = 1", std::time::Duration::ZERO);
+                    }
+                    std::future::pending::<()>().await;
+                    Ok(Response::new(()))
+                });
+                crate::scope::ScopeFuture::new(Scope::new(site), future, |_| Outcome::Ok)
+            }
+        }
+
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
+        let ((), captured) = tracing::subscriber::with_default(subscriber, || {
+            crate::testing::capture(|| {
+                let mut service = ObserveLayer::new()
+                    .route_name(|_| Some("/cancelled".to_owned()))
+                    .layer(Handler);
+                let mut future = Box::pin(service.call(Request::builder().body(()).unwrap()));
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                assert!(future.as_mut().poll(&mut cx).is_pending());
+                drop(future);
+            })
+        });
+        let ended: Vec<(&str, Outcome, u32)> = captured.scopes.iter().map(|s| (s.name, s.outcome, s.queries)).collect();
+        assert_eq!(
+            ended,
+            [
+                ("cancelled_handler", Outcome::Cancelled, 10),
+                ("GET /cancelled", Outcome::Cancelled, 10)
+            ]
+        );
+        assert_eq!(warnings.load(Ordering::Relaxed), 1);
     }
 
     #[test]
