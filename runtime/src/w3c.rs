@@ -21,7 +21,10 @@ impl SpanId {
     /// assert_ne!(observe::SpanId::generate(), observe::SpanId::generate());
     /// ```
     pub fn generate() -> SpanId {
-        let random = uuid::Uuid::new_v4().as_u64_pair().0;
+        // A v4 UUID has six fixed bits, four in its high half and two in its low half, at other places: the
+        // halves XORed give 64 random bits.
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        let random = high ^ low;
         SpanId(std::num::NonZeroU64::new(random).unwrap_or(std::num::NonZeroU64::MIN))
     }
 
@@ -59,11 +62,15 @@ impl fmt::Debug for SpanId {
     }
 }
 
+/// The trace flags version `00` defines: sampled and random trace ID.
+const KNOWN_FLAGS: u8 = 0x03;
+
 /// A parsed `traceparent` header: `00-<trace-id>-<parent-id>-<flags>`.
 ///
 /// Parsing follows the W3C Trace Context rules exactly: lowercase hex only, version `ff` invalid, all-zero
 /// IDs invalid, exact length for version `00`, and for later versions extra fields after a `-` allowed (the
-/// first four are read). The flags are kept as received.
+/// first four are read). Of the flags, the ones version `00` defines are kept (`01` sampled, `02` random
+/// trace ID); the others are reserved, and set to zero as the standard asks of whoever passes the trace on.
 ///
 /// ```
 /// use observe::TraceParent;
@@ -75,6 +82,10 @@ impl fmt::Debug for SpanId {
 ///
 /// assert!(TraceParent::parse("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
 /// assert!(TraceParent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none());
+///
+/// // Reserved flags are not passed on.
+/// let reserved = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff").unwrap();
+/// assert_eq!(reserved.flags, 0x03);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceParent {
@@ -112,7 +123,7 @@ impl TraceParent {
         }
         let trace_id = TraceId::parse_hex(value.get(3..35)?)?;
         let parent_id = SpanId::from_u64(hex_u64(&bytes[36..52])?)?;
-        let flags = hex_u8(&bytes[53..55])?;
+        let flags = hex_u8(&bytes[53..55])? & KNOWN_FLAGS;
         Some(TraceParent {
             trace_id,
             parent_id,
@@ -252,6 +263,27 @@ mod tests {
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    /// Every bit of a span ID is random: none is the UUID's fixed version or variant bits.
+    #[test]
+    fn span_ids_have_64_random_bits() {
+        let (mut ones, mut zeros) = (0u64, 0u64);
+        for _ in 0..256 {
+            let id = SpanId::generate().0.get();
+            ones |= id;
+            zeros |= !id;
+        }
+        assert_eq!((ones, zeros), (u64::MAX, u64::MAX), "a bit that never changed");
+    }
+
+    #[test]
+    fn reserved_flags_are_not_passed_on() {
+        let with = |flags: &str| TraceParent::parse(&format!("{}{flags}", &VALID[..53])).unwrap();
+        assert_eq!(with("ff").flags, 0x03);
+        assert_eq!(with("fc").flags, 0x00);
+        assert_eq!(with("01").to_string(), VALID);
+        assert!(with("02").flags == 0x02 && !with("02").sampled());
+    }
+
     #[test]
     fn spec_examples() {
         let p = TraceParent::parse(VALID).unwrap();
@@ -295,18 +327,19 @@ mod tests {
     fn later_versions_allow_extra_fields() {
         let p = TraceParent::parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-the-future-holds")
             .unwrap();
-        assert_eq!(p.flags, 9);
+        // 09: sampled, and a flag version 00 reserves (dropped).
+        assert_eq!(p.flags, 1);
         assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
-        // Formatting speaks version 00 and keeps the flags.
-        assert_eq!(p.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09");
+        // Formatting speaks version 00 and keeps the flags it defines.
+        assert_eq!(p.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     }
 
     #[test]
     fn formatting_round_trips() {
         for text in [
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ab",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
             "00-00000000000000000000000000000001-ffffffffffffffff-00",
-            "00-ffffffffffffffffffffffffffffffff-0000000000000001-ff",
+            "00-ffffffffffffffffffffffffffffffff-0000000000000001-02",
         ] {
             let parsed = TraceParent::parse(text).unwrap();
             assert_eq!(parsed.to_string(), text);
