@@ -157,6 +157,12 @@ impl Args {
                     .parse()
                     .map_err(|e| syn::Error::new(e.span(), "`max_queries` takes a number: `max_queries = 20`"))?;
                 match lit.base10_parse::<u32>() {
+                    // The budget is a `u32`: `20u8` would be a type error later, at the literal, about a type
+                    // the user never chose.
+                    Ok(_) if !matches!(lit.suffix(), "" | "u32") => self.errors.push(syn::Error::new(
+                        lit.span(),
+                        "`max_queries` is a `u32`: write the number without a suffix (`max_queries = 20`)",
+                    )),
                     Ok(n) if n > 0 => {
                         self.max_queries.get_or_insert(lit);
                     }

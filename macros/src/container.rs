@@ -67,6 +67,14 @@ impl Marker<'_> {
         for item in items {
             match item {
                 Item::Fn(function) => self.mark(&mut function.attrs, function.sig.constness.is_some()),
+                // `#[observe::skip]` on an `impl`, a trait or a module skips everything in it.
+                Item::Impl(ItemImpl { attrs, .. })
+                | Item::Trait(syn::ItemTrait { attrs, .. })
+                | Item::Mod(ItemMod { attrs, .. })
+                    if attrs.iter().any(is_skip) =>
+                {
+                    attrs.retain(|a| !is_skip(a));
+                }
                 Item::Impl(block) if !block.attrs.iter().any(is_observe) => self.impl_items(block),
                 // A trait's default methods (those with a body) are functions of the module too.
                 Item::Trait(definition) => {

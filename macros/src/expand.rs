@@ -39,10 +39,19 @@ pub(crate) fn validate(args: &Args, item: &ItemFn) -> Vec<syn::Error> {
     for field in &args.fields {
         if !has_argument(item, field) {
             let arguments = argument_names(item);
-            let hint = if arguments.is_empty() {
-                format!("`{}` takes no arguments", item.sig.ident)
-            } else {
-                format!("its arguments are {}", arguments.join(", "))
+            let patterns = item.sig.inputs.len() - arguments.len();
+            let hint = match (arguments.is_empty(), patterns) {
+                (true, 0) => format!("`{}` takes no arguments", item.sig.ident),
+                (true, _) => format!(
+                    "`{}` takes only patterns (`(a, b): (u32, u32)`), which have no name to record: bind the \
+                     argument to a name and destructure it in the body",
+                    item.sig.ident
+                ),
+                (false, 0) => format!("its arguments are {}", arguments.join(", ")),
+                (false, _) => format!(
+                    "its named arguments are {} (patterns such as `(a, b): (u32, u32)` have no name to record)",
+                    arguments.join(", ")
+                ),
             };
             errors.push(syn::Error::new(
                 field.span(),

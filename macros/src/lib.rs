@@ -49,19 +49,34 @@ fn observe_impl(
         // Checked as when observability is on: a misuse must not compile only while it is compiled out.
         errors.extend(item_errors(&args, &item));
         // Observability compiled out: arguments are still checked, the item is left as it is, except that a
-        // `carrier = expr` is still read, never evaluated (a field only the attribute reads is not dead code).
-        let item = match (&args.carrier, syn::parse2::<syn::ItemFn>(item.clone())) {
-            (Some(carrier), Ok(mut function)) if errors.is_empty() => {
-                function.block.stmts.insert(
-                    0,
-                    syn::parse_quote! {
-                        if false {
-                            let _ = &(#carrier);
-                        }
-                    },
-                );
+        // `carrier = expr` is still read, never evaluated (a field only the attribute reads is not dead code),
+        // and a `crate = path` is still used (the user's `use observe as path;` must not become unused).
+        let uses_krate = args
+            .krate
+            .as_ref()
+            .map(|krate| quote::quote! { use #krate::__private as _; });
+        let item = match syn::parse2::<syn::ItemFn>(item.clone()) {
+            Ok(mut function) if errors.is_empty() => {
+                if let Some(carrier) = &args.carrier {
+                    function.block.stmts.insert(
+                        0,
+                        syn::parse_quote! {
+                            if false {
+                                let _ = &(#carrier);
+                            }
+                        },
+                    );
+                }
+                if let Some(uses) = &uses_krate {
+                    function.block.stmts.insert(0, syn::parse_quote!(#uses));
+                }
                 quote::ToTokens::into_token_stream(function)
             }
+            // A module or an `impl` block: the path is used next to it.
+            Err(_) if errors.is_empty() && uses_krate.is_some() => quote::quote! {
+                const _: () = { #uses_krate };
+                #item
+            },
             _ => item,
         };
         return with_errors(item, errors);

@@ -282,3 +282,98 @@ fn compiled_out_misuses_are_still_errors() {
     .to_string();
     assert!(!output.contains("compile_error"), "{output}");
 }
+
+/// Argument errors that used to reach rustc as a confusing type error or a wrong hint.
+#[test]
+fn budget_suffixes_and_pattern_arguments_are_explained() {
+    let output = observe_impl(
+        quote!(max_queries = 20u8),
+        quote!(
+            fn f() {}
+        ),
+        false,
+    )
+    .to_string();
+    assert!(output.contains("without a suffix"), "{output}");
+    let output = observe_impl(
+        quote!(max_queries = 20u32),
+        quote!(
+            fn f() {}
+        ),
+        false,
+    )
+    .to_string();
+    assert!(!output.contains("compile_error"), "{output}");
+    let output = observe_impl(
+        quote!(fields(a)),
+        quote!(
+            fn f((a, b): (u32, u32)) {}
+        ),
+        false,
+    )
+    .to_string();
+    assert!(output.contains("only patterns"), "{output}");
+    let output = observe_impl(
+        quote!(fields(c)),
+        quote!(
+            fn f(x: u8, (a, b): (u32, u32)) {}
+        ),
+        false,
+    )
+    .to_string();
+    assert!(output.contains("named arguments are `x`"), "{output}");
+}
+
+/// Compiled out, a `crate = path` is still used, so that the user's `use observe as path;` stays used.
+#[test]
+fn compiled_out_crate_paths_stay_used() {
+    let output = observe_impl(
+        quote!(crate = obs),
+        quote!(
+            fn f() {}
+        ),
+        true,
+    )
+    .to_string();
+    assert!(output.contains("use obs :: __private as _"), "{output}");
+    let output = observe_impl(
+        quote!(crate = obs),
+        quote!(
+            mod m {
+                fn f() {}
+            }
+        ),
+        true,
+    )
+    .to_string();
+    assert!(
+        output.contains("const _ : () = { use obs :: __private as _ ; }"),
+        "{output}"
+    );
+}
+
+/// `#[observe::skip]` on an `impl`, a trait or a module inside an observed module skips all of it.
+#[test]
+fn skip_on_a_nested_container_skips_all_of_it() {
+    let output = observe_impl(
+        quote!(handler),
+        quote!(
+            mod m {
+                fn observed() {}
+                #[observe::skip]
+                impl S {
+                    fn skipped() {}
+                }
+                #[observe::skip]
+                mod inner {
+                    fn skipped_too() {}
+                }
+            }
+        ),
+        false,
+    );
+    let text = format(output);
+    let marked = text.matches("observe(handler)").count();
+    assert_eq!(marked, 1, "only `observed` is marked:\n{text}");
+    assert!(!text.contains("::skip"), "the skip attributes are consumed:\n{text}");
+}
