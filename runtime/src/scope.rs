@@ -376,13 +376,15 @@ impl Scope {
     /// Drops what the scope runs (a future) with `drop`: if the scope has not ended (the future is dropped
     /// before completing: cancelled), inside the scope, as it would have ended had it completed. Scopes nested
     /// in it end before this one (an N+1 they report is not reported again by this one), and what its drop
-    /// records (a query timed by `time_future`) is this scope's. The scope itself ends afterwards, when it is
-    /// dropped, as `cancelled`.
+    /// records (a query timed by `time_future`) is this scope's. Then the scope ends as `cancelled`, also when
+    /// the drop happens while another panic unwinds past the future (a sibling in `join!`): this execution did
+    /// not panic, it was given up. A panic in the drop itself ends it as `panic`.
     pub(crate) fn drop_inside(&mut self, drop: impl FnOnce()) {
         if self.finished {
             drop();
         } else {
             self.in_scope(drop);
+            self.end(Outcome::Cancelled);
         }
     }
 
@@ -417,6 +419,14 @@ impl<F: Future> ScopeFuture<F> {
         }
     }
 }
+
+// SAFETY: a `&ScopeFuture` gives access to nothing (no method takes `&self`; polling and dropping take it
+// by `&mut`), so sharing one between threads cannot race on the scope's cells or on the future. Lets an
+// observed future meet a `Sync` bound, as the unobserved one does.
+unsafe impl<F: Future> Sync for ScopeFuture<F> {}
+
+/// A panic in a poll ends the scope as `panic` before it unwinds out of `poll`: what is left is consistent.
+impl<F: Future + std::panic::UnwindSafe> std::panic::UnwindSafe for ScopeFuture<F> {}
 
 impl<F: Future> Drop for ScopeFuture<F> {
     fn drop(&mut self) {

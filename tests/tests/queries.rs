@@ -524,3 +524,52 @@ fn strict_budgets_are_scoped_to_a_closure_and_a_thread() {
     // Outside the closure: not strict any more.
     two_queries();
 }
+
+/// A future dropped while a panic that is not its own unwinds past it (a sibling in `join!`, its owner) was
+/// given up, not panicking: `cancelled`.
+#[test]
+fn a_future_dropped_by_another_panic_is_cancelled() {
+    let ((), captured) = observe::testing::capture(|| {
+        let mut future = Box::pin(slow_task());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(std::future::Future::poll(future.as_mut(), &mut cx).is_pending());
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _owned = future;
+            panic!("a sibling failed");
+        }));
+        assert!(unwound.is_err());
+    });
+    assert_eq!(
+        captured.scope("slow_task").unwrap().outcome,
+        observe::Outcome::Cancelled
+    );
+}
+
+#[observe(task)]
+fn sync_and_send_future() -> impl std::future::Future<Output = u32> + Send + Sync {
+    async { 1 }
+}
+
+/// An observed future is `Sync` and `UnwindSafe` when the future it wraps is, as the unobserved one would be
+/// (`FutureExt::catch_unwind` needs `UnwindSafe`).
+#[test]
+fn observed_futures_keep_sync_and_unwind_safe() {
+    fn sync_and_unwind_safe<T: Sync + std::panic::UnwindSafe>(_: &T) {}
+    #[observe(task)]
+    async fn plain() -> u32 {
+        2
+    }
+    sync_and_unwind_safe(&plain());
+    sync_and_unwind_safe(&sync_and_send_future());
+    assert_eq!(ready_now(plain()), 2);
+}
+
+/// Polls a future that is ready at once.
+fn ready_now<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("not ready"),
+    }
+}

@@ -369,6 +369,9 @@ pub struct ObserveFuture<F> {
     traceresponse: Option<HeaderValue>,
 }
 
+// SAFETY: as for `ScopeFuture`: a `&ObserveFuture` gives access to nothing (its `Debug` prints no field).
+unsafe impl<F> Sync for ObserveFuture<F> {}
+
 impl<F> Drop for ObserveFuture<F> {
     fn drop(&mut self) {
         let ObserveFuture { scope, future, .. } = self;
