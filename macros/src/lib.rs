@@ -72,10 +72,19 @@ fn observe_impl(
                 }
                 quote::ToTokens::into_token_stream(function)
             }
-            // A module or an `impl` block: the path is used next to it.
-            Err(_) if errors.is_empty() && uses_krate.is_some() => quote::quote! {
-                const _: () = { #uses_krate };
-                #item
+            // A module: the path is used inside it, where observed functions would resolve it. An `impl`
+            // block: next to it, in the module its methods resolve paths in.
+            Err(_) if errors.is_empty() && uses_krate.is_some() => match syn::parse2::<syn::Item>(item.clone()) {
+                Ok(syn::Item::Mod(mut module)) if module.content.is_some() => {
+                    if let Some((_, items)) = &mut module.content {
+                        items.insert(0, syn::parse_quote!(const _: () = { #uses_krate };));
+                    }
+                    quote::ToTokens::into_token_stream(module)
+                }
+                _ => quote::quote! {
+                    const _: () = { #uses_krate };
+                    #item
+                },
             },
             _ => item,
         };

@@ -346,8 +346,23 @@ fn compiled_out_crate_paths_stay_used() {
         true,
     )
     .to_string();
+    // Inside a module (paths resolve there, as for the observed functions), next to an `impl`.
     assert!(
-        output.contains("const _ : () = { use obs :: __private as _ ; }"),
+        output.starts_with("mod m { const _ : () = { use obs :: __private as _ ; } ;"),
+        "{output}"
+    );
+    let output = observe_impl(
+        quote!(crate = obs),
+        quote!(
+            impl S {
+                fn f() {}
+            }
+        ),
+        true,
+    )
+    .to_string();
+    assert!(
+        output.starts_with("const _ : () = { use obs :: __private as _ ; } ; impl S"),
         "{output}"
     );
 }

@@ -370,15 +370,13 @@ impl Drop for Scope {
 }
 
 impl Scope {
-    /// Dropped before it ended: a panic unwinding through it, or a future dropped before completing.
-    #[cold]
-    #[inline(never)]
     /// Drops what the scope runs (a future) with `drop`: if the scope has not ended (the future is dropped
     /// before completing: cancelled), inside the scope, as it would have ended had it completed. Scopes nested
     /// in it end before this one (an N+1 they report is not reported again by this one), and what its drop
     /// records (a query timed by `time_future`) is this scope's. Then the scope ends as `cancelled`, also when
     /// the drop happens while another panic unwinds past the future (a sibling in `join!`): this execution did
     /// not panic, it was given up. A panic in the drop itself ends it as `panic`.
+    #[inline]
     pub(crate) fn drop_inside(&mut self, drop: impl FnOnce()) {
         if self.finished {
             drop();
@@ -388,6 +386,9 @@ impl Scope {
         }
     }
 
+    /// Dropped before it ended: a panic unwinding through it, or a future dropped before completing.
+    #[cold]
+    #[inline(never)]
     fn end_early(&mut self) {
         let outcome = if std::thread::panicking() {
             Outcome::Panic
@@ -422,7 +423,8 @@ impl<F: Future> ScopeFuture<F> {
 
 // SAFETY: a `&ScopeFuture` gives access to nothing (no method takes `&self`; polling and dropping take it
 // by `&mut`), so sharing one between threads cannot race on the scope's cells or on the future. Lets an
-// observed future meet a `Sync` bound, as the unobserved one does.
+// observed future meet a `Sync` bound, as the unobserved one does. Keep it so: a `&self` method, a `Debug`
+// that reads a field or a `pub` field would make this unsound.
 unsafe impl<F: Future> Sync for ScopeFuture<F> {}
 
 /// A panic in a poll ends the scope as `panic` before it unwinds out of `poll`: what is left is consistent.

@@ -370,6 +370,7 @@ pub struct ObserveFuture<F> {
 }
 
 // SAFETY: as for `ScopeFuture`: a `&ObserveFuture` gives access to nothing (its `Debug` prints no field).
+// Keep it so: a `&self` accessor or a `Debug` that reads a field would make this unsound.
 unsafe impl<F> Sync for ObserveFuture<F> {}
 
 impl<F> Drop for ObserveFuture<F> {
