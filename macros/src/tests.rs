@@ -283,60 +283,60 @@ fn compiled_out_misuses_are_still_errors() {
     assert!(!output.contains("compile_error"), "{output}");
 }
 
+/// The expansion of `#[observe(args)] item` as token text (`disabled`: observability compiled out).
+fn expanded(args: TokenStream, item: TokenStream, disabled: bool) -> String {
+    observe_impl(args, item, disabled).to_string()
+}
+
 /// Argument errors that used to reach rustc as a confusing type error or a wrong hint.
 #[test]
 fn budget_suffixes_and_pattern_arguments_are_explained() {
-    let output = observe_impl(
+    let output = expanded(
         quote!(max_queries = 20u8),
         quote!(
             fn f() {}
         ),
         false,
-    )
-    .to_string();
+    );
     assert!(output.contains("without a suffix"), "{output}");
-    let output = observe_impl(
+    let output = expanded(
         quote!(max_queries = 20u32),
         quote!(
             fn f() {}
         ),
         false,
-    )
-    .to_string();
+    );
     assert!(!output.contains("compile_error"), "{output}");
-    let output = observe_impl(
+    let output = expanded(
         quote!(fields(a)),
         quote!(
             fn f((a, b): (u32, u32)) {}
         ),
         false,
-    )
-    .to_string();
+    );
     assert!(output.contains("only patterns"), "{output}");
-    let output = observe_impl(
+    let output = expanded(
         quote!(fields(c)),
         quote!(
             fn f(x: u8, (a, b): (u32, u32)) {}
         ),
         false,
-    )
-    .to_string();
+    );
     assert!(output.contains("named arguments are `x`"), "{output}");
 }
 
 /// Compiled out, a `crate = path` is still used, so that the user's `use observe as path;` stays used.
 #[test]
 fn compiled_out_crate_paths_stay_used() {
-    let output = observe_impl(
+    let output = expanded(
         quote!(crate = obs),
         quote!(
             fn f() {}
         ),
         true,
-    )
-    .to_string();
+    );
     assert!(output.contains("use obs :: __private as _"), "{output}");
-    let output = observe_impl(
+    let output = expanded(
         quote!(crate = obs),
         quote!(
             mod m {
@@ -344,14 +344,13 @@ fn compiled_out_crate_paths_stay_used() {
             }
         ),
         true,
-    )
-    .to_string();
+    );
     // Inside a module (paths resolve there, as for the observed functions), next to an `impl`.
     assert!(
         output.starts_with("mod m { const _ : () = { use obs :: __private as _ ; } ;"),
         "{output}"
     );
-    let output = observe_impl(
+    let output = expanded(
         quote!(crate = obs),
         quote!(
             impl S {
@@ -359,8 +358,7 @@ fn compiled_out_crate_paths_stay_used() {
             }
         ),
         true,
-    )
-    .to_string();
+    );
     assert!(
         output.starts_with("const _ : () = { use obs :: __private as _ ; } ; impl S"),
         "{output}"

@@ -462,14 +462,20 @@ pub fn unscoped() -> u64 {
 mod tests {
     use super::*;
 
-    /// Enclosing scopes see every statement of the scopes nested in them: eight one-off statements must not
-    /// hide a loop that starts after them.
-    #[test]
-    fn a_loop_after_eight_one_off_statements_is_flagged() {
+    /// A scope's state whose fingerprint table is full of statements seen once each.
+    fn full_of_one_off_statements() -> QueryState {
         let state = QueryState::new();
         for one_off in 0..TRACKED as u64 {
             state.add(1000 + one_off, "SELECT one_off", 1);
         }
+        state
+    }
+
+    /// Enclosing scopes see every statement of the scopes nested in them: eight one-off statements must not
+    /// hide a loop that starts after them.
+    #[test]
+    fn a_loop_after_eight_one_off_statements_is_flagged() {
+        let state = full_of_one_off_statements();
         for _ in 0..100 {
             state.add(7, "SELECT * FROM items WHERE id = 1", 1);
         }
@@ -483,10 +489,7 @@ mod tests {
     /// The same with a loop of two statements (a row and its price): they must not evict each other.
     #[test]
     fn a_loop_of_two_statements_after_eight_one_off_statements_is_flagged() {
-        let state = QueryState::new();
-        for one_off in 0..TRACKED as u64 {
-            state.add(1000 + one_off, "SELECT one_off", 1);
-        }
+        let state = full_of_one_off_statements();
         for _ in 0..50 {
             state.add(7, "SELECT * FROM items WHERE order_id = 1", 1);
             state.add(8, "SELECT * FROM prices WHERE item_id = 1", 1);
