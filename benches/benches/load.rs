@@ -181,6 +181,28 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_nanos(nanos)
 }
 
+/// CPU time (nanoseconds) and times scheduled in, per thread name (`comm`) of process `pid`: where a build
+/// spends its time.
+fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.filter_map(Result::ok) {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
+        let nanos = fields.next().unwrap_or(0);
+        let switches = fields.nth(1).unwrap_or(0);
+        // Numbered threads of one pool (sqlx's workers) share a line.
+        let name = name.trim().trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
+        let entry = by_name.entry(name).or_insert((0, 0));
+        entry.0 += nanos;
+        entry.1 += switches;
+    }
+    by_name
+}
+
 struct Round {
     rps: f64,
     p99: Duration,
@@ -236,6 +258,7 @@ fn main() {
     for server in &servers {
         round(&runtime, server, Duration::from_secs(2));
     }
+    let threads_before = servers.each_ref().map(|server| cpu_by_thread(server.child.id()));
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
@@ -284,6 +307,28 @@ fn main() {
             p99.as_secs_f64() * 1e3,
             cpu.as_secs_f64() * 1e6
         );
+    }
+    println!();
+    println!("server CPU per request by thread, observed / unobserved (whole run after the warm-up):");
+    let requests = results
+        .each_ref()
+        .map(|rounds| rounds.iter().map(|r| r.rps * SLICE.as_secs_f64()).sum::<f64>());
+    let threads_after = servers.each_ref().map(|server| cpu_by_thread(server.child.id()));
+    let mut names_seen: Vec<&String> = threads_after.iter().flat_map(|t| t.keys()).collect();
+    names_seen.sort();
+    names_seen.dedup();
+    for name in names_seen {
+        let per_request = |which: usize| {
+            let before = threads_before[which].get(name).copied().unwrap_or_default();
+            let after = threads_after[which].get(name).copied().unwrap_or_default();
+            let requests = requests[which].max(1.0);
+            (
+                after.0.saturating_sub(before.0) as f64 / requests / 1e3,
+                after.1.saturating_sub(before.1) as f64 / requests,
+            )
+        };
+        let ((cpu_o, runs_o), (cpu_u, runs_u)) = (per_request(0), per_request(1));
+        println!("  {name:<20} {cpu_o:>6.2} / {cpu_u:>6.2} us, scheduled in {runs_o:>5.2} / {runs_u:>5.2} times");
     }
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
