@@ -39,6 +39,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 use tower_layer::Layer;
@@ -162,27 +163,38 @@ impl ObserveLayer {
 
     /// The trace ID, W3C flags and request ID to echo, from the request's headers.
     fn incoming(&self, headers: &HeaderMap) -> Incoming {
+        let mut traceparent = Seen::default();
+        let mut request_id = Seen::default();
+        if self.trust_traceparent || self.trust_request_id {
+            // One pass over the request's headers finds both: most names are standard ones, told apart from
+            // these two by a tag, which costs less than hashing each custom name for a lookup.
+            for (name, value) in headers {
+                if *name == TRACEPARENT {
+                    traceparent.add(value);
+                } else if *name == X_REQUEST_ID {
+                    request_id.add(value);
+                }
+            }
+        }
         if self.trust_traceparent {
-            let mut values = headers.get_all(TRACEPARENT).iter();
-            if let Some(first) = values.next() {
-                let parsed = if values.next().is_some() {
-                    None // Several traceparent headers: ambiguous, so invalid.
-                } else {
-                    first.to_str().ok().and_then(TraceParent::parse)
-                };
+            if let Some(first) = traceparent.first {
+                // Several traceparent headers: ambiguous, so invalid.
+                let parsed = (!traceparent.repeated)
+                    .then(|| first.to_str().ok().and_then(TraceParent::parse))
+                    .flatten();
                 match parsed {
                     Some(parent) => {
                         return Incoming {
                             trace_id: parent.trace_id,
                             flags: parent.flags,
-                            request_id: self.request_id(headers).map(|(value, _)| value),
+                            request_id: self.request_id(&request_id).map(|(value, _)| value),
                         }
                     }
                     None => rejected(),
                 }
             }
         }
-        if let Some((value, trace_id)) = self.request_id(headers) {
+        if let Some((value, trace_id)) = self.request_id(&request_id) {
             return Incoming {
                 trace_id,
                 flags: 1,
@@ -196,13 +208,12 @@ impl ObserveLayer {
         }
     }
 
-    fn request_id(&self, headers: &HeaderMap) -> Option<(HeaderValue, TraceId)> {
+    fn request_id(&self, seen: &Seen<'_>) -> Option<(HeaderValue, TraceId)> {
         if !self.trust_request_id {
             return None;
         }
-        let mut values = headers.get_all(X_REQUEST_ID).iter();
-        let first = values.next()?;
-        let trace_id = if values.next().is_some() {
+        let first = seen.first?;
+        let trace_id = if seen.repeated {
             None
         } else {
             first
@@ -217,6 +228,23 @@ impl ObserveLayer {
                 rejected();
                 None
             }
+        }
+    }
+}
+
+/// A request header's first value, and whether it came more than once.
+#[derive(Default)]
+struct Seen<'a> {
+    first: Option<&'a HeaderValue>,
+    repeated: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn add(&mut self, value: &'a HeaderValue) {
+        if self.first.is_some() {
+            self.repeated = true;
+        } else {
+            self.first = Some(value);
         }
     }
 }
@@ -346,15 +374,18 @@ where
             parent_id: SpanId::generate(),
             flags: incoming.flags,
         };
-        // Formatted in stack buffers: one allocation per header value (its bytes), no intermediate `String`.
-        let request_id = incoming.request_id.unwrap_or_else(|| {
-            HeaderValue::from_bytes(&incoming.trace_id.to_hex()).unwrap_or(HeaderValue::from_static("invalid"))
-        });
+        // One allocation for the three response header values: `traceresponse` and `traceparent` share its
+        // bytes, and a generated `X-Request-ID` is the trace ID inside them (`00-<trace-id>-...`).
+        let value = Bytes::from_owner(traceresponse.to_bytes());
+        // SAFETY (the header value contract, not memory): the bytes are ASCII hex digits and dashes, all valid
+        // in a header value (http checks it in debug builds).
+        let header = |bytes: Bytes| unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) };
+        let request_id = incoming.request_id.unwrap_or_else(|| header(value.slice(3..35)));
         ObserveFuture {
             scope: Some(scope),
             future: ManuallyDrop::new(future),
             request_id,
-            traceresponse: HeaderValue::from_bytes(&traceresponse.to_bytes()).ok(),
+            traceresponse: Some(header(value)),
         }
     }
 }
@@ -417,8 +448,7 @@ where
             Err(_) => Outcome::Error,
         };
         scope.end(outcome);
-        // The values move into the response (the future is done with them): a clone would allocate to share
-        // their bytes.
+        // The values move into the response (the future is done with them); the one clone shares their bytes.
         let request_id = std::mem::replace(&mut this.request_id, HeaderValue::from_static(""));
         let traceresponse = this.traceresponse.take();
         Poll::Ready(result.map(|mut response| {
@@ -524,6 +554,115 @@ mod tests {
             ]
         );
         assert_eq!(warnings.load(Ordering::Relaxed), 1);
+    }
+
+    /// Serves one request through the layer (a handler answering 200 at once) and returns the response headers.
+    fn respond(layer: ObserveLayer, headers: &[(&str, &str)]) -> HeaderMap {
+        let handler = answering(|_: Request<()>| Response::new(()));
+        let mut request = Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut service = layer.route_name(|_| Some("/headers".to_owned())).layer(handler);
+        let mut future = Box::pin(service.call(request.body(()).unwrap()));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(response)) => response.headers().clone(),
+            _ => panic!("the handler answers at once"),
+        }
+    }
+
+    /// A service answering every request with `f`, ready at once.
+    fn answering(
+        f: fn(Request<()>) -> Response<()>,
+    ) -> impl Service<
+        Request<()>,
+        Response = Response<()>,
+        Error = std::convert::Infallible,
+        Future = std::future::Ready<Result<Response<()>, std::convert::Infallible>>,
+    > {
+        struct Answer(fn(Request<()>) -> Response<()>);
+        impl Service<Request<()>> for Answer {
+            type Response = Response<()>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Response<()>, Self::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, request: Request<()>) -> Self::Future {
+                std::future::ready(Ok((self.0)(request)))
+            }
+        }
+        Answer(f)
+    }
+
+    fn text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no {name}: {headers:?}"))
+    }
+
+    #[test]
+    fn response_headers_carry_one_trace_and_share_one_buffer() {
+        // No trace header in: a fresh trace ID, the same in all three headers.
+        let headers = respond(ObserveLayer::new(), &[("host", "shop"), ("accept", "*/*")]);
+        let (request_id, traceresponse) = (text(&headers, "x-request-id"), text(&headers, "traceresponse"));
+        assert_eq!(request_id.len(), 32);
+        assert!(request_id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(traceresponse, text(&headers, "traceparent"));
+        let parsed = TraceParent::parse(traceresponse).expect("a valid traceresponse");
+        assert_eq!(parsed.trace_id.to_string(), request_id);
+        assert_eq!(parsed.flags, 1);
+        assert_eq!(headers.len(), 3, "{headers:?}");
+
+        // A traceparent among other headers: its trace and flags; an X-Request-ID beside it is echoed.
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let headers = respond(
+            ObserveLayer::new(),
+            &[
+                ("host", "shop"),
+                ("traceparent", parent),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-request-id", "order-7"),
+            ],
+        );
+        assert_eq!(text(&headers, "x-request-id"), "order-7");
+        let parsed = TraceParent::parse(text(&headers, "traceresponse")).unwrap();
+        assert_eq!(parsed.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(parsed.flags, 0);
+        assert_ne!(parsed.parent_id.to_string(), "00f067aa0ba902b7", "a span ID of our own");
+    }
+
+    #[test]
+    fn repeated_or_untrusted_trace_headers_are_not_followed() {
+        let rejected = || crate::metrics::COUNTERS.rejected_headers.load(Ordering::Relaxed);
+        let before = rejected();
+        // Two X-Request-IDs: ambiguous, rejected, and a fresh ID echoed instead.
+        let headers = respond(ObserveLayer::new(), &[("x-request-id", "a-1"), ("x-request-id", "a-2")]);
+        let echoed = text(&headers, "x-request-id");
+        assert_eq!(echoed.len(), 32, "{echoed}");
+        assert!(rejected() > before);
+        // One X-Request-ID that is a trace ID: followed.
+        let id = "0af7651916cd43dd8448eb211c80319c";
+        let headers = respond(ObserveLayer::new(), &[("x-request-id", id)]);
+        assert_eq!(text(&headers, "x-request-id"), id);
+        assert_eq!(&text(&headers, "traceresponse")[3..35], id);
+        // Neither header trusted: a fresh trace, and nothing counted as rejected (nothing was read).
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let before = rejected();
+        let layer = ObserveLayer::new().trust_traceparent(false).trust_request_id(false);
+        let headers = respond(
+            layer,
+            &[("traceparent", parent), ("x-request-id", id), ("x-request-id", id)],
+        );
+        let trace = &text(&headers, "traceresponse")[3..35];
+        assert_ne!(trace, id);
+        assert_ne!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(text(&headers, "x-request-id"), trace);
+        assert_eq!(rejected(), before);
     }
 
     #[test]
