@@ -24,6 +24,10 @@ const CONNECTIONS: usize = 32;
 /// gives one observed/unobserved ratio.
 const SLICE: Duration = Duration::from_millis(500);
 const PAIRS: usize = 60;
+/// Server processes per build, taken in turn by the pairs: runs of one binary against the same other binary
+/// differed by up to five points from one start of the two servers to the next (where each process's memory
+/// and threads land), so each run averages over several starts.
+const INSTANCES: usize = 3;
 /// The core the servers run on; the load generator takes the next one.
 const SERVER_CPU: usize = 0;
 const CLIENT_CPU: usize = 1;
@@ -203,6 +207,19 @@ fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
     by_name
 }
 
+/// [`cpu_by_thread`] summed over the server processes of one build.
+fn all_threads(instances: &[Server]) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut sum = std::collections::BTreeMap::new();
+    for server in instances {
+        for (name, (nanos, switches)) in cpu_by_thread(server.child.id()) {
+            let entry = sum.entry(name).or_insert((0, 0));
+            entry.0 += nanos;
+            entry.1 += switches;
+        }
+    }
+    sum
+}
+
 struct Round {
     rps: f64,
     p99: Duration,
@@ -248,17 +265,18 @@ fn main() {
     let unobserved = build("unobserved", &["observe/disabled"]);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let pin = cores >= 2 && pin_to(CLIENT_CPU).is_ok();
-    let servers = [start(&observed, pin), start(&unobserved, pin)];
+    let servers: [Vec<Server>; 2] =
+        [&observed, &unobserved].map(|binary| (0..INSTANCES).map(|_| start(binary, pin)).collect());
     let names = ["observed", "unobserved"];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     // Warm-up: connections, SQLite caches, allocator.
-    for server in &servers {
-        round(&runtime, server, Duration::from_secs(2));
+    for server in servers.iter().flatten() {
+        round(&runtime, server, Duration::from_secs(1));
     }
-    let threads_before = servers.each_ref().map(|server| cpu_by_thread(server.child.id()));
+    let threads_before = servers.each_ref().map(|instances| all_threads(instances));
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
@@ -266,7 +284,7 @@ fn main() {
         // Alternate which build goes first.
         let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
         for which in order {
-            results[which].push(round(&runtime, &servers[which], SLICE));
+            results[which].push(round(&runtime, &servers[which][pair % INSTANCES], SLICE));
         }
         let (o, u) = (&results[0][pair], &results[1][pair]);
         ratios.push(o.rps / u.rps);
@@ -313,7 +331,7 @@ fn main() {
     let requests = results
         .each_ref()
         .map(|rounds| rounds.iter().map(|r| r.rps * SLICE.as_secs_f64()).sum::<f64>());
-    let threads_after = servers.each_ref().map(|server| cpu_by_thread(server.child.id()));
+    let threads_after = servers.each_ref().map(|instances| all_threads(instances));
     let mut names_seen: Vec<&String> = threads_after.iter().flat_map(|t| t.keys()).collect();
     names_seen.sort();
     names_seen.dedup();
@@ -345,7 +363,8 @@ fn main() {
         100.0 * median(cpu_ratios)
     );
     println!(
-        "{CONNECTIONS} keep-alive connections, GET {} alternately, RUST_LOG=warn, {}; {} names the two builds",
+        "{CONNECTIONS} keep-alive connections, GET {} alternately, RUST_LOG=warn, {INSTANCES} server processes \
+         per build taken in turn, {}; {} names the two builds",
         PATHS.join(" and GET "),
         if pin {
             "servers on CPU 0, load generator on CPU 1"
