@@ -40,6 +40,20 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Ctrl-C first: the demo then closes its database and deletes the file; killed only if it hangs.
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: a plain system call on our own child, which has not been waited for yet.
+            unsafe {
+                libc::kill(pid, libc::SIGINT);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -171,22 +185,9 @@ async fn connection(addr: SocketAddr, deadline: Instant, offset: usize) -> Vec<D
     latencies
 }
 
-/// CPU time every thread of process `pid` has run so far, in nanoseconds (from each thread's `schedstat`).
-/// Threads that ended in between are not counted: the demo's threads live as long as the server.
-fn cpu_time(pid: u32) -> Duration {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Duration::ZERO;
-    };
-    let nanos: u64 = tasks
-        .filter_map(Result::ok)
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(nanos)
-}
-
-/// CPU time (nanoseconds) and times scheduled in, per thread name (`comm`) of process `pid`: where a build
-/// spends its time.
+/// CPU time (nanoseconds, from each thread's `schedstat`) and times scheduled in, per thread name (`comm`) of
+/// process `pid`: where a build spends its time. Threads that ended in between are not counted: the demo's
+/// threads live as long as the server.
 fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
     let mut by_name = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -207,29 +208,20 @@ fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
     by_name
 }
 
-/// [`cpu_by_thread`] summed over the server processes of one build.
-fn all_threads(instances: &[Server]) -> std::collections::BTreeMap<String, (u64, u64)> {
-    let mut sum = std::collections::BTreeMap::new();
-    for server in instances {
-        for (name, (nanos, switches)) in cpu_by_thread(server.child.id()) {
-            let entry = sum.entry(name).or_insert((0, 0));
-            entry.0 += nanos;
-            entry.1 += switches;
-        }
-    }
-    sum
-}
-
 struct Round {
     rps: f64,
     p99: Duration,
     /// Server CPU time per request.
     cpu: Duration,
+    /// Requests answered.
+    requests: usize,
+    /// The server's CPU time and times scheduled in during the round, per thread name.
+    threads: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 fn round(runtime: &tokio::runtime::Runtime, server: &Server, length: Duration) -> Round {
     let addr = server.addr;
-    let cpu_before = cpu_time(server.child.id());
+    let before = cpu_by_thread(server.child.id());
     let (rps, p99, requests) = runtime.block_on(async {
         let deadline = Instant::now() + length;
         let started = Instant::now();
@@ -245,8 +237,21 @@ fn round(runtime: &tokio::runtime::Runtime, server: &Server, length: Duration) -
         let p99 = all.get(all.len() * 99 / 100).copied().unwrap_or_default();
         (all.len() as f64 / elapsed, p99, all.len())
     });
-    let cpu = (cpu_time(server.child.id()) - cpu_before) / u32::try_from(requests.max(1)).unwrap_or(u32::MAX);
-    Round { rps, p99, cpu }
+    let mut threads = cpu_by_thread(server.child.id());
+    for (name, (nanos, switches)) in &mut threads {
+        let (nanos_before, switches_before) = before.get(name).copied().unwrap_or_default();
+        *nanos = nanos.saturating_sub(nanos_before);
+        *switches = switches.saturating_sub(switches_before);
+    }
+    let total: u64 = threads.values().map(|(nanos, _)| nanos).sum();
+    let cpu = Duration::from_nanos(total / u64::try_from(requests.max(1)).unwrap_or(u64::MAX));
+    Round {
+        rps,
+        p99,
+        cpu,
+        requests,
+        threads,
+    }
 }
 
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> T {
@@ -276,7 +281,6 @@ fn main() {
     for server in servers.iter().flatten() {
         round(&runtime, server, Duration::from_secs(1));
     }
-    let threads_before = servers.each_ref().map(|instances| all_threads(instances));
     let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
@@ -327,23 +331,28 @@ fn main() {
         );
     }
     println!();
-    println!("server CPU per request by thread, observed / unobserved (whole run after the warm-up):");
-    let requests = results
-        .each_ref()
-        .map(|rounds| rounds.iter().map(|r| r.rps * SLICE.as_secs_f64()).sum::<f64>());
-    let threads_after = servers.each_ref().map(|instances| all_threads(instances));
-    let mut names_seen: Vec<&String> = threads_after.iter().flat_map(|t| t.keys()).collect();
-    names_seen.sort();
+    println!("server CPU per request by thread, observed / unobserved (the loaded server of each round):");
+    // Summed over every round of a build, divided by the requests those rounds answered.
+    let by_thread = results.each_ref().map(|rounds| {
+        let mut sum: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+        for round in rounds {
+            for (name, (nanos, switches)) in &round.threads {
+                let entry = sum.entry(name.as_str()).or_insert((0, 0));
+                entry.0 += nanos;
+                entry.1 += switches;
+            }
+        }
+        let requests = rounds.iter().map(|r| r.requests).sum::<usize>().max(1) as f64;
+        (sum, requests)
+    });
+    let mut names_seen: Vec<&str> = by_thread.iter().flat_map(|(sum, _)| sum.keys().copied()).collect();
+    names_seen.sort_unstable();
     names_seen.dedup();
     for name in names_seen {
         let per_request = |which: usize| {
-            let before = threads_before[which].get(name).copied().unwrap_or_default();
-            let after = threads_after[which].get(name).copied().unwrap_or_default();
-            let requests = requests[which].max(1.0);
-            (
-                after.0.saturating_sub(before.0) as f64 / requests / 1e3,
-                after.1.saturating_sub(before.1) as f64 / requests,
-            )
+            let (sum, requests) = &by_thread[which];
+            let (nanos, switches) = sum.get(name).copied().unwrap_or_default();
+            (nanos as f64 / requests / 1e3, switches as f64 / requests)
         };
         let ((cpu_o, runs_o), (cpu_u, runs_u)) = (per_request(0), per_request(1));
         println!("  {name:<20} {cpu_o:>6.2} / {cpu_u:>6.2} us, scheduled in {runs_o:>5.2} / {runs_u:>5.2} times");

@@ -495,6 +495,7 @@ mod tests {
     /// A request cancelled while its handler's own scope runs: the handler's scope ends first, inside the
     /// request's, so that an N+1 pattern the handler reports is reported once, not again by the request.
     #[test]
+    #[cfg(not(feature = "disabled"))]
     fn a_cancelled_request_ends_its_handler_scope_first_and_warns_once() {
         use std::sync::atomic::AtomicUsize;
         use tracing_subscriber::prelude::*;
@@ -557,6 +558,7 @@ mod tests {
     }
 
     /// Serves one request through the layer (a handler answering 200 at once) and returns the response headers.
+    #[cfg(not(feature = "disabled"))]
     fn respond(layer: ObserveLayer, headers: &[(&str, &str)]) -> HeaderMap {
         let handler = answering(|_: Request<()>| Response::new(()));
         let mut request = Request::builder();
@@ -573,6 +575,7 @@ mod tests {
     }
 
     /// A service answering every request with `f`, ready at once.
+    #[cfg(not(feature = "disabled"))]
     fn answering(
         f: fn(Request<()>) -> Response<()>,
     ) -> impl Service<
@@ -596,6 +599,7 @@ mod tests {
         Answer(f)
     }
 
+    #[cfg(not(feature = "disabled"))]
     fn text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         headers
             .get(name)
@@ -604,6 +608,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "disabled"))]
     fn response_headers_carry_one_trace_and_share_one_buffer() {
         // No trace header in: a fresh trace ID, the same in all three headers.
         let headers = respond(ObserveLayer::new(), &[("host", "shop"), ("accept", "*/*")]);
@@ -617,6 +622,10 @@ mod tests {
         assert_eq!(parsed.trace_id.to_string(), request_id);
         assert_eq!(parsed.flags, 1);
         assert_eq!(headers.len(), 3, "{headers:?}");
+        // One buffer behind the three values: the generated X-Request-ID is the trace ID inside it.
+        let base = headers["traceresponse"].as_bytes().as_ptr();
+        assert_eq!(headers["traceparent"].as_bytes().as_ptr(), base);
+        assert_eq!(headers["x-request-id"].as_bytes().as_ptr(), base.wrapping_add(3));
 
         // A traceparent among other headers: its trace and flags; an X-Request-ID beside it is echoed.
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
@@ -637,6 +646,34 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "disabled"))]
+    fn each_trust_setting_turns_off_its_own_header() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let hex_id = "0af7651916cd43dd8448eb211c80319c";
+        let trace_of = |headers: &HeaderMap| text(headers, "traceresponse")[3..35].to_owned();
+
+        // traceparent not trusted: the X-Request-ID decides (a non-hex one is hashed to the trace ID).
+        let layer = ObserveLayer::new().trust_traceparent(false);
+        let headers = respond(layer, &[("traceparent", parent), ("x-request-id", "order-7")]);
+        let hashed = trace_id_from_request_id("order-7").unwrap().to_string();
+        assert_eq!(
+            (trace_of(&headers), text(&headers, "x-request-id")),
+            (hashed, "order-7")
+        );
+
+        // X-Request-ID not trusted: the traceparent decides, and the caller's request ID is not echoed.
+        let layer = ObserveLayer::new().trust_request_id(false);
+        let headers = respond(layer.clone(), &[("traceparent", parent), ("x-request-id", hex_id)]);
+        assert_eq!(trace_of(&headers), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(text(&headers, "x-request-id"), "4bf92f3577b34da6a3ce929d0e0e4736");
+        // ... and alone it is not followed: a fresh trace.
+        let headers = respond(layer, &[("x-request-id", hex_id)]);
+        assert_ne!(trace_of(&headers), hex_id);
+        assert_eq!(text(&headers, "x-request-id"), trace_of(&headers));
+    }
+
+    #[test]
+    #[cfg(not(feature = "disabled"))]
     fn repeated_or_untrusted_trace_headers_are_not_followed() {
         let rejected = || crate::metrics::COUNTERS.rejected_headers.load(Ordering::Relaxed);
         let before = rejected();
