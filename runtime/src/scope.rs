@@ -145,8 +145,14 @@ impl Scope {
     /// The site's span if a subscriber wants it, else none.
     #[inline]
     fn span_if_wanted(site: &'static Site) -> Span {
+        Self::wanted_span(site).unwrap_or_else(Span::none)
+    }
+
+    /// The site's span, opened, if the subscriber wants it.
+    #[inline]
+    fn wanted_span(site: &'static Site) -> Option<Span> {
         if site.span_enabled() {
-            return Self::open_span(site);
+            return Some(Self::open_span(site));
         }
         // A wrapped subscriber gave up lending carriers (its installation failed) after every callsite's interest
         // was asked with carriers about to be used: scope spans may be cached as never where the filters now
@@ -154,9 +160,9 @@ impl Scope {
         #[cfg(feature = "sqlx")]
         if crate::sqlx_carrier::stale_interest() && crate::sqlx_carrier::rebuild_stale_interest() && site.span_enabled()
         {
-            return Self::open_span(site);
+            return Some(Self::open_span(site));
         }
-        Span::none()
+        None
     }
 
     #[cold]
@@ -170,7 +176,11 @@ impl Scope {
     #[inline]
     pub(crate) fn open_span_if_wanted(&mut self) {
         if let (true, Some(site)) = (self.span.is_none(), self.frame.site) {
-            self.span = Self::span_if_wanted(site);
+            // Assigned only when opened: most polls find it still unwanted, and a `Span::none()` written over
+            // the old one would be built and dropped for nothing.
+            if let Some(span) = Self::wanted_span(site) {
+                self.span = span;
+            }
         }
     }
 
