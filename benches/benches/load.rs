@@ -185,10 +185,17 @@ async fn connection(addr: SocketAddr, deadline: Instant, offset: usize) -> Vec<D
     latencies
 }
 
-/// CPU time (nanoseconds, from each thread's `schedstat`) and times scheduled in, per thread name (`comm`) of
-/// process `pid`: where a build spends its time. Threads that ended in between are not counted: the demo's
-/// threads live as long as the server.
-fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
+/// CPU time in nanoseconds and times scheduled in.
+type Usage = (u64, u64);
+
+fn add(total: &mut Usage, (nanos, switches): Usage) {
+    total.0 += nanos;
+    total.1 += switches;
+}
+
+/// [`Usage`] (from each thread's `schedstat`) per thread name (`comm`) of process `pid`: where a build spends
+/// its time. Threads that ended in between are not counted: the demo's threads live as long as the server.
+fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, Usage> {
     let mut by_name = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return by_name;
@@ -201,9 +208,7 @@ fn cpu_by_thread(pid: u32) -> std::collections::BTreeMap<String, (u64, u64)> {
         let switches = fields.nth(1).unwrap_or(0);
         // Numbered threads of one pool (sqlx's workers) share a line.
         let name = name.trim().trim_end_matches(|c: char| c.is_ascii_digit()).to_owned();
-        let entry = by_name.entry(name).or_insert((0, 0));
-        entry.0 += nanos;
-        entry.1 += switches;
+        add(by_name.entry(name).or_default(), (nanos, switches));
     }
     by_name
 }
@@ -216,7 +221,7 @@ struct Round {
     /// Requests answered.
     requests: usize,
     /// The server's CPU time and times scheduled in during the round, per thread name.
-    threads: std::collections::BTreeMap<String, (u64, u64)>,
+    threads: std::collections::BTreeMap<String, Usage>,
 }
 
 fn round(runtime: &tokio::runtime::Runtime, server: &Server, length: Duration) -> Round {
@@ -334,12 +339,10 @@ fn main() {
     println!("server CPU per request by thread, observed / unobserved (the loaded server of each round):");
     // Summed over every round of a build, divided by the requests those rounds answered.
     let by_thread = results.each_ref().map(|rounds| {
-        let mut sum: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+        let mut sum: std::collections::BTreeMap<&str, Usage> = std::collections::BTreeMap::new();
         for round in rounds {
-            for (name, (nanos, switches)) in &round.threads {
-                let entry = sum.entry(name.as_str()).or_insert((0, 0));
-                entry.0 += nanos;
-                entry.1 += switches;
+            for (name, usage) in &round.threads {
+                add(sum.entry(name.as_str()).or_default(), *usage);
             }
         }
         let requests = rounds.iter().map(|r| r.requests).sum::<usize>().max(1) as f64;
